@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# eid-gateway benchmark against its peers (issue 6, part 1: measurement only).
+#
+#   bench/run.sh                 # everything, ~8 min on the 2-core box (wrk: median of REPEATS runs); prints ONE table
+#
+# Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
+#   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins SKIP_INSTALL=1
+#
+# What it does, all on 127.0.0.1: installs what is missing (apt: nginx apache2
+# libapache2-mod-auth-openidc wrk, with a deny-all policy-rc.d so no package service starts;
+# npm ci tests/op; py-spy into .venv only), then starts
+#   upstream   nginx, 1 worker, GET / "ok\n", GET /1m 1 MiB          :19080
+#   op         tests/op/server.js (oidc-provider), client gw-basic    :19090
+#   nginx      plain reverse proxy (the floor)                        :19081
+#              + deploy/nginx/auth_request.conf rendered (forward-auth) :19087
+#   apache     mpm_event + mod_auth_openidc, client-cookie :19082, shm :19084 (same OP, gw-basic, PKCE)
+#   gateway    .venv/bin/eid-gateway run --workers 1 (bench/out/gateway.yaml) :19083, metrics :19091
+# every server pinned to CPU 0 (taskset), wrk / the login client / py-spy on CPU 1; logs in
+# bench/out/logs; RSS = VmRSS summed over each server's process tree every 100 ms, peak per run.
+# Every process it starts is stopped by PID at the end, also on failure (trap), and each server
+# runs under `timeout MAX_SECONDS` as a backstop.
+# Output: the table on stdout and in bench/out/results.md; raw data bench/out/results.json, rss.txt,
+# py-spy profiles bench/out/pyspy-*.txt (collapsed stacks).
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(dirname "$BENCH")"
+OUT="$BENCH/out"
+PY="$REPO/.venv/bin/python"
+
+: "${BIND_HOST:=127.0.0.1}" "${UPSTREAM_PORT:=19080}" "${NGINX_PROXY_PORT:=19081}" "${APACHE_CC_PORT:=19082}"
+: "${GATEWAY_PORT:=19083}" "${APACHE_SHM_PORT:=19084}" "${NGINX_AUTHREQ_PORT:=19087}" "${OP_PORT:=19090}"
+: "${GATEWAY_METRICS_PORT:=19091}" "${SERVER_CPUS:=0}" "${WRK_CPUS:=1}"
+: "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
+: "${LOGIN_N:=50}" "${PAR_LOGINS:=20}" "${PAR_LOGIN_N:=100}" "${PYSPY:=1}" "${PYSPY_SECONDS:=8}"
+: "${ONLY:=}" "${SKIP_INSTALL:=0}" "${MAX_SECONDS:=1800}"
+OP_ISSUER="http://$BIND_HOST:$OP_PORT"
+export BIND_HOST UPSTREAM_PORT NGINX_PROXY_PORT APACHE_CC_PORT GATEWAY_PORT APACHE_SHM_PORT NGINX_AUTHREQ_PORT \
+  OP_PORT GATEWAY_METRICS_PORT SERVER_CPUS WRK_CPUS DURATION WARMUP REPEATS CONNECTIONS LOGIN_N PAR_LOGINS \
+  PAR_LOGIN_N PYSPY PYSPY_SECONDS ONLY OUT OP_ISSUER LOG_DIR="$OUT/logs"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+case "$BIND_HOST" in 127.*) ;; *) die "BIND_HOST must be loopback" ;; esac
+
+# ------------------------------------------------------------------ install ---
+if [ "$SKIP_INSTALL" != 1 ]; then
+  missing=()
+  for p in nginx apache2 libapache2-mod-auth-openidc wrk curl; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "apt-get install ${missing[*]}"
+    prc=/usr/sbin/policy-rc.d guard=""
+    if [ ! -e "$prc" ]; then printf '#!/bin/sh\nexit 101\n' >"$prc"; chmod 755 "$prc"; guard=1; fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    [ -n "$guard" ] && rm -f "$prc"
+  fi
+  [ -d "$REPO/tests/op/node_modules/oidc-provider" ] || npm ci --prefix "$REPO/tests/op" --no-audit --no-fund >&2
+  [ "$PYSPY" != 1 ] || [ -x "$REPO/.venv/bin/py-spy" ] || "$REPO/.venv/bin/pip" install -q py-spy >&2 \
+    || log "py-spy did not install; continuing without profiles"
+fi
+for c in nginx apache2 wrk node taskset timeout curl; do command -v "$c" >/dev/null || die "missing $c"; done
+[ -x "$PY" ] || die "no venv at $REPO/.venv"
+
+# ------------------------------------------------------------ processes ---
+PIDS=() NAMES=()
+start() {  # name command... (pinned to SERVER_CPUS, log in out/logs/NAME.log)
+  local name=$1; shift
+  timeout --signal=TERM --kill-after=10 "$MAX_SECONDS" taskset -c "$SERVER_CPUS" "$@" >"$OUT/logs/$name.log" 2>&1 &
+  PIDS+=("$!"); NAMES+=("$name"); echo "$!" >"$OUT/pids/$name"
+}
+child_of() { local i c; for i in $(seq 50); do c=$(pgrep -P "$1" | head -n1 || true); [ -n "$c" ] && { echo "$c"; return; }; sleep 0.1; done; return 1; }
+wait_http() {  # name url seconds
+  local i
+  for i in $(seq $(($3 * 5))); do
+    curl -s -o /dev/null --max-time 1 "$2" && return 0
+    kill -0 "$(cat "$OUT/pids/$1")" 2>/dev/null || { tail -n 20 "$OUT/logs/$1.log" >&2; die "$1 exited"; }
+    sleep 0.2
+  done
+  tail -n 20 "$OUT/logs/$1.log" >&2; die "$1 not answering on $2"
+}
+SAMPLER=""
+stop_all() {
+  local i pid
+  [ -z "$SAMPLER" ] || { kill -TERM "$SAMPLER" 2>/dev/null || true; wait "$SAMPLER" 2>/dev/null || true; SAMPLER=""; }
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${PIDS[$i]}" 2>/dev/null || true; done
+  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${PIDS[$i]}
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then log "${NAMES[$i]} ($pid) did not stop: KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT $GATEWAY_METRICS_PORT; do
+  ! curl -s -o /dev/null --max-time 1 "http://$BIND_HOST:$p/" || die "port $p is in use"
+done
+
+# ------------------------------------------------------------------ configs ---
+rm -rf "$OUT"; mkdir -p "$OUT"/{logs,pids,upstream/tmp,nginx-proxy/tmp,apache}
+chmod 755 "$OUT" "$OUT/upstream"
+head -c 1048576 /dev/urandom >"$OUT/upstream/1m.bin"; chmod 644 "$OUT/upstream/1m.bin"
+CLIENT_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+CLIENT_SECRET_POST=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+SESSION_SECRET=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+CRYPTO_PASSPHRASE=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
+export CLIENT_SECRET SESSION_SECRET CRYPTO_PASSPHRASE
+R="$PY $BENCH/tools/render.py"
+$R "$BENCH/conf/upstream-nginx.conf.in" "$OUT/upstream/nginx.conf"
+$R "$REPO/deploy/nginx/auth_request.conf" "$OUT/nginx-proxy/auth_request.conf" \
+  LISTEN="$BIND_HOST:$NGINX_AUTHREQ_PORT" SERVER_NAME="$BIND_HOST" GATEWAY="$BIND_HOST:$GATEWAY_PORT" \
+  UPSTREAM="$BIND_HOST:$UPSTREAM_PORT"
+$R "$BENCH/conf/proxy-nginx.conf.in" "$OUT/nginx-proxy/nginx.conf"
+MODDIR=$(dirname "$(dpkg -L apache2-bin | grep '/mod_proxy\.so$' | head -n1)")
+ln -sfn "$MODDIR" "$OUT/apache/modules"
+$R "$BENCH/conf/apache-oidc.conf.in" "$OUT/apache/httpd.conf" \
+  APACHE_USER="$(id -un www-data 2>/dev/null || id -un)" APACHE_GROUP="$(id -gn www-data 2>/dev/null || id -gn)"
+$R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml"
+chmod 600 "$OUT/gateway.yaml"
+"$REPO/.venv/bin/eid-gateway" check-config --config "$OUT/gateway.yaml" >"$OUT/logs/gateway-check-config.log" 2>&1 \
+  || { cat "$OUT/logs/gateway-check-config.log" >&2; die "gateway config invalid"; }
+{
+  echo "nginx: $(nginx -v 2>&1)"; echo "apache2: $(apache2 -v | head -n1)"
+  echo "mod_auth_openidc: $(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc)"
+  echo "wrk: $(dpkg-query -W -f='${Version}' wrk)"; echo "node: $(node --version)"
+  echo "oidc-provider: $(node -p "require('$REPO/tests/op/node_modules/oidc-provider/package.json').version")"
+  echo "python: $("$PY" --version)"; echo "eid-gateway: $("$REPO/.venv/bin/eid-gateway" --version 2>&1)"
+  echo "git: $(git -C "$REPO" rev-parse --short HEAD) $(git -C "$REPO" status --porcelain | grep -vc '^?? bench/' || true) modified"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) CPUs)"
+} >"$OUT/versions.txt"
+
+# -------------------------------------------------------------------- start ---
+T0=$(date +%s)
+log "upstream nginx :$UPSTREAM_PORT"
+start upstream nginx -p "$OUT/upstream/" -c nginx.conf -e stderr
+wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
+log "OP (tests/op/server.js) :$OP_PORT"
+OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
+  REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback" \
+  OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" \
+  start op node "$REPO/tests/op/server.js"
+wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
+log "gateway :$GATEWAY_PORT (1 worker)"
+start gateway "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway.yaml" --workers 1
+wait_http gateway "http://$BIND_HOST:$GATEWAY_PORT/healthz" 30
+log "nginx proxy :$NGINX_PROXY_PORT, auth_request front :$NGINX_AUTHREQ_PORT"
+start nginx-proxy nginx -p "$OUT/nginx-proxy/" -c nginx.conf -e stderr
+wait_http nginx-proxy "http://$BIND_HOST:$NGINX_PROXY_PORT/" 10
+log "Apache + mod_auth_openidc :$APACHE_CC_PORT (client-cookie) :$APACHE_SHM_PORT (shm)"
+start apache apache2 -d "$OUT/apache" -f "$OUT/apache/httpd.conf" -D FOREGROUND
+wait_http apache "http://$BIND_HOST:$APACHE_CC_PORT/" 15
+
+targets=()
+for n in upstream op gateway nginx-proxy apache; do
+  pid=$(cat "$OUT/pids/$n"); tp=$(child_of "$pid") || die "no process under $n"
+  # taskset execs the server, so the child of `timeout` is the server itself
+  targets+=("$n=$tp"); echo "$tp" >"$OUT/pids/$n.server"
+done
+GATEWAY_PID=$(cat "$OUT/pids/gateway.server"); export GATEWAY_PID
+taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/rss.py" --out "$OUT/rss.txt" "${targets[@]}" &
+SAMPLER=$!
+log "servers up in $(( $(date +%s) - T0 ))s; measuring"
+
+# ------------------------------------------------------------------ measure ---
+rc=0
+taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/bench.py" || rc=$?
+log "stopping everything"
+stop_all
+trap - EXIT
+"$PY" "$BENCH/tools/report.py" "$OUT" | tee "$OUT/results.md"
+log "done in $(( $(date +%s) - T0 ))s (bench.py rc=$rc); logs: $OUT/logs"
+exit "$rc"

@@ -1,0 +1,97 @@
+"""Print ONE table from OUT/results.json + OUT/rss.txt (markdown). usage: python report.py OUT"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+OUT = sys.argv[1]
+R = json.load(open(os.path.join(OUT, "results.json")))
+SAMPLES: dict[str, list[tuple[float, int]]] = {}
+for line in open(os.path.join(OUT, "rss.txt")):
+    t, name, kb = line.split()
+    SAMPLES.setdefault(name, []).append((float(t), int(kb)))
+
+
+def peak_mb(name: str, t0: float, t1: float) -> str:
+    v = [kb for t, kb in SAMPLES.get(name, []) if t0 <= t <= t1]
+    return f"{max(v) / 1024:.1f}" if v else "-"
+
+
+def f(x, d=2):
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+
+
+G, CC, SHM, N = "eid-gateway", "mod_auth_openidc client-cookie", "mod_auth_openidc shm", "nginx (no auth)"
+rows = []
+hdr = ("| # | case | server | req/s | p50 ms | p99 ms | peak RSS MB | non-2xx/3xx, sock err | gw ÷ mod_oidc cc | gw ÷ mod_oidc shm | gw ÷ nginx |\n"
+       "|---|---|---|---|---|---|---|---|---|---|---|")
+by = {(w["row"], w["server"]): w for w in R["wrk"] if "rps" in w}
+row1 = {w["server"]: w for w in R["wrk"] if w.get("row") == "1" and "rps" in w}
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+for w in R["wrk"]:
+    if "rps" not in w:
+        rows.append(f"| {w['row']} | {w['case']} | {w['server']} | skipped ({w.get('skipped')}) | | | | | | | |")
+        continue
+    peers = {k: by.get((w["row"], k)) for k in (CC, SHM, N)}
+    if w["row"] == "2":  # forward-auth is compared with the authenticated-proxy peers of row 1
+        peers = {k: row1.get(k) for k in (CC, SHM, N)}
+    is_gw = w["server"] == G or w["server"].startswith(("nginx + eid", "eid-gateway", "nginx auth_request"))
+    r = [ratio(w["rps"], (peers[k] or {}).get("rps")) if is_gw else "" for k in (CC, SHM, N)]
+    if w["row"] == "3" and is_gw:
+        r[2] = "-"
+    errs = w["err_status"]
+    sock = w["err_connect"] + w["err_read"] + w["err_write"] + w["err_timeout"]
+    rss = peak_mb(w["rss_name"], w["t0"], w["t1"])
+    if w["row"] == "2":
+        rss += f" (+nginx {peak_mb('nginx-proxy', w['t0'], w['t1'])})"
+    rows.append(f"| {w['row']} | {w['case']} | {w['server']} | {w['rps']:.0f} | {w['p50'] / 1000:.2f} | "
+                f"{w['p99'] / 1000:.2f} | {rss} | {errs}, {sock} | {r[0]} | {r[1]} | {r[2]} |")
+
+steps = (("redirect", "4a", "login step: redirect (unauth GET -> 302 to the OP)"),
+         ("callback", "4b", "login step: callback (code exchange + ID token check + session)"),
+         ("first", "4c", "login step: first authenticated request"),
+         ("total", "4", "full login incl. OP pages"))
+for par in sorted({L["parallel"] for L in R["logins"]}):
+    Ls = {L["server"]: L for L in R["logins"] if L["parallel"] == par}
+    mode = "sequential" if par == 1 else f"{par} in parallel"
+    for key, num, label in steps:
+        for srv, L in Ls.items():
+            p50 = L[f"{key}_ms"]
+            p99 = L["total_p99_ms"] if key == "total" else L[f"{key}_p99_ms"]
+            rate = f"{L['logins_per_s']:.1f} logins/s" if key == "total" else ""
+            rss = peak_mb(L["rss_name"], L["t0"], L["t1"]) if key == "total" else ""
+            fails = f"{L['failed']} failed of {L['n']}" if key == "total" else ""
+            rr = ["", "", ""]
+            if srv == G:  # latency ratio: gateway ms ÷ peer ms (lower is better)
+                rr = [f"{p50 / Ls[k][f'{key}_ms']:.2f} (ms)" if k in Ls and Ls[k][f"{key}_ms"] else "-" for k in (CC, SHM)] + ["-"]
+            rows.append(f"| {num} | {label}, {mode} (n={L['n']}) | {srv} | {rate} | {f(p50)} | {f(p99)} | {rss} | {fails} | "
+                        f"{rr[0]} | {rr[1]} | {rr[2]} |")
+
+print("## eid-gateway vs peers (bench/run.sh)\n")
+print(open(os.path.join(OUT, "versions.txt")).read().replace("\n", "  \n"))
+print(hdr)
+print("\n".join(rows))
+print("""
+Ratios on throughput rows are req/s ÷ req/s (higher is better for the gateway); on login rows they
+are median ms ÷ median ms (lower is better). Row 2 is compared with row 1's mod_auth_openidc and
+nginx figures (same request, judged by a different mechanism). Row 3: the gateway's unauthenticated
+GET / only redirects to its own /_auth/login, which then builds the authorization request (state,
+nonce, PKCE, login cookie) and redirects to the OP; mod_auth_openidc does both in one response.
+Peak RSS: VmRSS summed over the server's process tree, 100 ms samples, peak within that run; the two
+mod_auth_openidc vhosts are one Apache instance (2 processes x 32 threads). Row 5 (10,000 headless
+transactions) is not measured.""")
+print("\nChecks:")
+for k, c in R["checks"].items():
+    print(f"- {k}: ok={c.get('ok')} authed={c.get('authed_status')} unauth={c.get('unauth_status')} "
+          f"-> {c.get('unauth_location', '')[:70]} cookie={c.get('cookie_bytes', '-')}B {c.get('cookie_names', '')}")
+for name, p in R.get("pyspy", {}).items():
+    print(f"\npy-spy {name} ({p['samples']} samples, {p['rps_under_pyspy']} req/s while sampled), top self time:")
+    for pc, fr in p["self_top"][:12]:
+        print(f"  {pc:5.1f}%  {fr}")

@@ -1,0 +1,274 @@
+"""Composition root: create_app(settings) -> aiohttp Application (web layer).
+
+Every request goes through ``dispatch``: the path is normalised once, and that one path decides both
+the route (gateway endpoint, public, protected) and what is forwarded (attacks.md T15). Client
+identity headers are dropped in the only function that builds upstream headers, so no route can
+forward them (T09).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import HttpVersion10, HttpVersion11, web
+
+from gateway import logs
+from gateway.config import Settings
+from gateway.errors import AccessDeniedError, BadRequestError, GatewayError, MethodNotAllowedError, NotFoundError
+from gateway.flows import page as pages_poll
+from gateway.flows import poll, redirect, verify
+from gateway.keys import public_jwk
+from gateway.metrics import Metrics
+from gateway.policy import decide
+from gateway.protocol.paths import PathError, encode_path, is_public, normalize_request_path
+from gateway.proxy import build_upstream_headers, connection_tokens, forward
+from gateway.responses import error_response, redirect_to, wants_html
+from gateway.runtime import RUNTIME, Runtime, build_runtime
+from gateway.session.cookies import clear_session, read_session, write_session
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+READINESS_RETRY = 5.0
+SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
+
+
+async def handle_healthz(_request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+async def handle_readyz(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    providers = {name: client.ready for name, client in rt.providers.items()}
+    ready = all(providers.values()) and not rt.draining
+    status = "draining" if rt.draining else "ready" if ready else "not_ready"
+    return web.json_response(
+        {"status": status, "providers": providers},
+        status=200 if ready else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def handle_jwks(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    return web.json_response({"keys": list(rt.published_keys)}, headers={"Cache-Control": "public, max-age=300"})
+
+
+AUTH_ROUTES: dict[str, dict[str, Handler]] = {
+    "/_auth/login": {"GET": redirect.handle_login},
+    "/_auth/logout": {"GET": redirect.handle_logout_page, "POST": redirect.handle_logout},
+    "/_auth/logged-out": {"GET": redirect.handle_logged_out},
+    "/_auth/userinfo": {"GET": redirect.handle_userinfo},
+    "/_auth/jwks.json": {"GET": handle_jwks},
+    "/_auth/healthz": {"GET": handle_healthz},
+    "/_auth/readyz": {"GET": handle_readyz},
+    "/_auth/headless": {"GET": pages_poll.handle_login_page},
+    "/_auth/headless/start": {"POST": poll.handle_start},
+    "/_auth/headless/status": {"GET": poll.handle_status},
+    "/_auth/headless/cancel": {"POST": poll.handle_cancel},
+    "/_auth/headless/qr.svg": {"GET": poll.handle_qr},
+    "/_auth/static/headless.js": {"GET": pages_poll.handle_script},
+}
+CALLBACK_PREFIX = "/_auth/callback/"
+CLIENT_JWKS_PREFIX = "/_auth/client-jwks/"
+VERIFY_PATH = "/_auth/verify"
+
+
+def _raw_suffix(request: web.Request, prefix_length: int) -> str:
+    """The still-encoded original target after /_auth/verify (it is normalised on its own later)."""
+    return request.raw_path[prefix_length:] or "/"
+
+
+def _client_jwks_handler(provider: str) -> Handler:
+    """Our client's public key for a provider, so it can be registered by URL and rotated (Idura)."""
+
+    async def handle_client_jwks(request: web.Request) -> web.StreamResponse:
+        key = request.app[RUNTIME].client_keys.get(provider)
+        if key is None:
+            raise NotFoundError()
+        return web.json_response({"keys": [public_jwk(key)]}, headers={"Cache-Control": "public, max-age=300"})
+
+    return handle_client_jwks
+
+
+def _resolve_auth_route(request: web.Request, path: str) -> Handler:
+    if path.startswith(CALLBACK_PREFIX):
+        callback = functools.partial(redirect.handle_callback, provider_name=path[len(CALLBACK_PREFIX) :])
+        methods: dict[str, Handler] = {"GET": callback, "POST": callback}
+    elif path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
+        # Every method: Envoy's ext_authz forwards the original method; the original path follows the prefix.
+        envoy_path = None if path == VERIFY_PATH else _raw_suffix(request, len(VERIFY_PATH))
+        return functools.partial(verify.handle_verify, envoy_path=envoy_path)
+    elif path.startswith(CLIENT_JWKS_PREFIX) and path.endswith(".json"):
+        methods = {"GET": _client_jwks_handler(path[len(CLIENT_JWKS_PREFIX) : -len(".json")])}
+    else:
+        methods = AUTH_ROUTES.get(path, {})
+        if not methods:
+            raise NotFoundError()
+    method = "GET" if request.method == "HEAD" else request.method
+    if method not in methods:
+        raise MethodNotAllowedError()
+    return methods[method]
+
+
+def _target(rt: Runtime, path: str, request: web.Request) -> str:
+    query = request.raw_path.partition("?")[2]
+    return rt.settings.upstream + encode_path(path) + (f"?{query}" if query else "")
+
+
+async def _forward(
+    request: web.Request,
+    rt: Runtime,
+    path: str,
+    identity: tuple[tuple[str, str], ...],
+    before_prepare: Callable[[web.StreamResponse], None] | None = None,
+) -> web.StreamResponse:
+    """Forward with exactly the given identity headers: every client-sent copy is dropped first."""
+    headers = build_upstream_headers(
+        request.headers.items(),
+        protected=rt.protected,
+        own_cookies=rt.own_cookies,
+        identity=identity,
+        client=rt.client_view(request),
+        incoming_forwarded_for=request.headers.get("X-Forwarded-For"),
+        connection_tokens=connection_tokens(request.headers),
+    )
+    timeouts = aiohttp.ClientTimeout(
+        connect=rt.settings.upstream_timeouts.connect, sock_read=rt.settings.upstream_timeouts.read
+    )
+    assert rt.upstream_http is not None
+    return await forward(
+        request,
+        http=rt.upstream_http,
+        target=_target(rt, path, request),
+        headers=headers,
+        timeouts=timeouts,
+        metrics=rt.metrics,
+        before_prepare=before_prepare,
+    )
+
+
+async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tuple[web.StreamResponse, str]:
+    settings = rt.settings
+    if is_public(path, settings.public_paths):
+        return await _forward(request, rt, path, identity=()), "public"
+    session, rejection = read_session(request, rt)
+    if rejection is not None:
+        rt.metrics.session_rejections.labels(rejection).inc()
+    if session is None:
+        query = request.raw_path.partition("?")[2]
+        return_to = encode_path(path) + (f"?{query}" if query else "")
+        login = redirect.login_url(return_to)
+        response: web.StreamResponse
+        if wants_html(request):
+            response, outcome = redirect_to(login), "redirected_to_login"
+        else:
+            response = web.json_response(
+                {"error": "unauthenticated", "login_url": settings.public_url + login},
+                status=401,
+                headers={"Cache-Control": "no-store"},
+            )
+            outcome = "unauthenticated"
+        if rejection is not None:
+            clear_session(response, rt)
+        return response, outcome
+    decision = decide(settings.rules, host=rt.public_origin[1].split(":")[0], path=path, identity=session.identity)
+    if not decision.allowed:
+        logs.event("access_refused", logging.WARNING, reasons=",".join(decision.reasons), sub=session.identity.sub)
+        raise AccessDeniedError(",".join(decision.reasons))
+    now = rt.clock()
+    identity = rt.identity_header_pairs(session.sid, session.identity)
+    assertion = rt.signer.assertion_for(session.sid, session.identity, now=now)
+    refresh = session.touched(now) if session.needs_refresh(now) else None
+    response = await _forward(
+        request,
+        rt,
+        path,
+        identity=(*identity, (settings.assertion.header, assertion)),
+        before_prepare=(lambda resp: write_session(resp, rt, refresh)) if refresh is not None else None,
+    )
+    return response, "proxied"
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    started = time.perf_counter()
+    outcome, status, path = "error", 500, ""
+    try:
+        if request.version not in SUPPORTED_VERSIONS:
+            raise BadRequestError("http_version", public_message="Only HTTP/1.0 and HTTP/1.1 are supported.")
+        try:
+            path = normalize_request_path(request.raw_path.partition("?")[0])
+        except PathError as exc:
+            raise BadRequestError("bad_path") from exc
+        if path == "/_auth" or path.startswith("/_auth/"):
+            outcome = "auth_endpoint"
+            response = await _resolve_auth_route(request, path)(request)
+        else:
+            response, outcome = await _handle_protected(request, rt, path)
+        status = response.status
+        return response
+    except GatewayError as exc:
+        outcome = "error" if exc.status >= 500 or outcome != "auth_endpoint" else outcome
+        failed = error_response(request, exc)
+        status = failed.status
+        return failed
+    except (asyncio.CancelledError, ConnectionResetError):
+        status = 499
+        raise
+    except Exception:
+        # Never a stack trace to the client, never a forwarded request: a generic 500 page.
+        logs.event("internal_error", logging.ERROR, path=path)
+        logging.getLogger("eid_gateway").exception("unhandled error")
+        status = 500
+        return error_response(request, GatewayError("internal_error"))
+    finally:
+        rt.metrics.requests.labels(outcome).inc()
+        logs.event(
+            "request",
+            method=request.method,
+            path=path[:256],
+            status=status,
+            outcome=outcome,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+
+
+async def _keep_providers_ready(rt: Runtime) -> None:
+    """Load discovery and JWKS at start-up; retry until every provider answered once."""
+    while True:
+        pending = [c for c in rt.providers.values() if not c.ready]
+        if not pending:
+            return
+        for client in pending:
+            try:
+                await client.warm_up()
+            except GatewayError as exc:
+                logs.event("provider_not_ready", logging.WARNING, provider=client.settings.name, reason=exc.reason)
+        if any(not c.ready for c in rt.providers.values()):
+            await asyncio.sleep(READINESS_RETRY)
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, metrics: Metrics | None = None
+) -> web.Application:
+    rt = runtime or build_runtime(settings, metrics=metrics)
+    app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 8190, "max_line_size": 8190})
+    app[RUNTIME] = rt
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await rt.start()
+        warm = asyncio.create_task(_keep_providers_ready(rt))
+        yield
+        warm.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await warm
+        await rt.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

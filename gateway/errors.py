@@ -1,0 +1,111 @@
+"""Error tree of the gateway (leaf layer: no imports from the rest of the package).
+
+GatewayError                      status, code; rendered once by the error middleware
+├── ConfigError                   start-up only; carries every problem found
+├── BadRequestError               400: malformed path, header, callback parameters
+├── NotFoundError                 404: an unknown /_auth/ route
+├── MethodNotAllowedError         405
+├── CrossSiteRequestError         403: a state-changing POST from another origin
+├── AuthenticationError           401: login could not be completed
+│   ├── CallbackError             the IdP answered with an error, or the callback is malformed
+│   ├── StateMismatchError        state missing, wrong, replayed or from another browser
+│   └── TokenValidationError      the ID token failed a check (reason names which one)
+├── ForbiddenError                403: authenticated, but refused (claims failed a shape check)
+│   └── AccessDeniedError         a rule on the canonical claims refuses this identity here
+├── IdpUnavailableError           502: discovery, JWKS or token endpoint failed
+└── UpstreamError                 502/504: the upstream failed or timed out
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+    public_message = "The request could not be completed."
+
+    def __init__(self, reason: str = "", *, public_message: str | None = None) -> None:
+        # `reason` is a short machine word for logs and metric labels; it never carries user data.
+        super().__init__(reason or self.code)
+        self.reason = reason or self.code
+        if public_message is not None:
+            self.public_message = public_message
+
+
+class ConfigError(GatewayError):
+    code = "config_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration")
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class BadRequestError(GatewayError):
+    status = 400
+    code = "bad_request"
+    public_message = "The request was malformed."
+
+
+class NotFoundError(GatewayError):
+    status = 404
+    code = "not_found"
+    public_message = "Not found."
+
+
+class MethodNotAllowedError(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+    public_message = "Method not allowed."
+
+
+class CrossSiteRequestError(GatewayError):
+    status = 403
+    code = "cross_site_request"
+    public_message = "This action must be started from this site."
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    code = "authentication_failed"
+    public_message = "The login could not be completed. Please try again."
+
+
+class CallbackError(AuthenticationError):
+    status = 400
+    code = "callback_error"
+
+
+class StateMismatchError(AuthenticationError):
+    status = 400
+    code = "state_mismatch"
+    public_message = "This login link is no longer valid. Please start the login again."
+
+
+class TokenValidationError(AuthenticationError):
+    code = "token_invalid"
+
+
+class ForbiddenError(GatewayError):
+    status = 403
+    code = "forbidden"
+    public_message = "Your identity could not be accepted for this service."
+
+
+class AccessDeniedError(ForbiddenError):
+    code = "access_denied"
+    public_message = "You are logged in, but this page is not available to you."
+
+
+class IdpUnavailableError(GatewayError):
+    status = 502
+    code = "idp_unavailable"
+    public_message = "The identity provider could not be reached. Please try again later."
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "upstream_error"
+    public_message = "The application behind the gateway is not responding."

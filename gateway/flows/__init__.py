@@ -1,0 +1,1 @@
+"""aiohttp handlers for the login flows (thin: protocol logic lives in gateway.protocol)."""

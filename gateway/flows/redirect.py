@@ -1,0 +1,233 @@
+"""Authorization-code login, callback and logout handlers (web layer; protocol logic is in protocol/)."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from gateway import logs, pages
+from gateway.errors import (
+    AuthenticationError,
+    BadRequestError,
+    CallbackError,
+    CrossSiteRequestError,
+    ForbiddenError,
+    GatewayError,
+    StateMismatchError,
+    TokenValidationError,
+)
+from gateway.flows.page import provider_choice_page
+from gateway.protocol import oidc
+from gateway.protocol.claims import ClaimError, map_claims
+from gateway.responses import error_response, is_same_origin, redirect_to
+from gateway.runtime import RUNTIME, Runtime
+from gateway.session.cookies import (
+    clear_session,
+    read_pending_logins,
+    read_session,
+    write_pending_logins,
+    write_session,
+)
+from gateway.session.model import PendingLogin, Session, add_pending
+
+MAX_CALLBACK_BODY = 64 * 1024
+
+
+def preferred_locales(accept_language: str | None) -> tuple[str, ...]:
+    """Language tags from Accept-Language in order of preference (q-values honoured, at most 5)."""
+    if not accept_language:
+        return ()
+    ranked = []
+    for index, part in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        tag = tag.strip()
+        if not tag or tag == "*" or len(tag) > 35 or not all(c.isalnum() or c == "-" for c in tag):
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                continue
+        ranked.append((-q, index, tag))
+    return tuple(tag for _, _, tag in sorted(ranked)[:5])
+
+
+def login_url(return_to: str) -> str:
+    return "/_auth/login?" + urlencode({"rd": return_to}, quote_via=quote)
+
+
+async def handle_login(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    return_to = rt.return_target(request.query.get("rd"))
+    name = request.query.get("provider", rt.settings.default_provider)
+    if not name:
+        return provider_choice_page(rt.settings.providers, return_to=return_to)
+    provider = rt.settings.provider(name)
+    client = rt.providers.get(name)
+    if provider is None or client is None:
+        raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
+    if provider.is_poll_flow:
+        return redirect_to("/_auth/headless?" + urlencode({"provider": name, "rd": return_to}, quote_via=quote))
+    metadata = await client.metadata()
+    verifier, challenge = oidc.make_pkce_pair()
+    pending = PendingLogin(
+        state=oidc.random_token(),
+        nonce=oidc.random_token(),
+        code_verifier=verifier,
+        provider=name,
+        return_to=return_to,
+        created=rt.clock(),
+    )
+    url = oidc.build_authorization_url(
+        metadata,
+        client_id=provider.client_id,
+        redirect_uri=rt.redirect_uri(name),
+        scopes=provider.scopes,
+        state=pending.state,
+        nonce=pending.nonce,
+        code_challenge=challenge,
+        response_mode=provider.response_mode,
+        acr_values=provider.acr_values,
+        prompt=provider.prompt,
+        login_hint=provider.login_hint,
+        ui_locales=provider.ui_locales or preferred_locales(request.headers.get("Accept-Language")),
+    )
+    response = redirect_to(url)
+    # Starting a login ends any session this browser had (attacks.md T37, session fixation).
+    clear_session(response, rt)
+    write_pending_logins(response, rt, add_pending(read_pending_logins(request, rt), pending))
+    rt.metrics.logins_started.labels(name).inc()
+    logs.event("login_started", provider=name)
+    return response
+
+
+async def _callback_params(request: web.Request) -> dict[str, str]:
+    if request.method == "POST":
+        if request.content_length is not None and request.content_length > MAX_CALLBACK_BODY:
+            raise BadRequestError("callback_body_too_large")
+        if request.content_type != "application/x-www-form-urlencoded":
+            raise BadRequestError("callback_content_type")
+        form = await request.post()
+        source = form
+    else:
+        source = request.query  # type: ignore[assignment]
+    params: dict[str, str] = {}
+    for key in ("code", "state", "error", "error_description", "iss"):
+        values = source.getall(key, [])
+        if len(values) > 1:
+            raise CallbackError("repeated_parameter")
+        if values:
+            if not isinstance(values[0], str):
+                raise CallbackError("malformed_parameter")
+            params[key] = values[0]
+    return params
+
+
+def _take_pending(rt: Runtime, pending: list[PendingLogin], state: str, provider: str) -> PendingLogin:
+    """Find the login this state belongs to; compare every entry in constant time."""
+    match = None
+    for entry in pending:
+        if oidc.states_match(state, entry.state) and entry.provider == provider:
+            match = entry
+    if match is None or rt.consumed_states.contains(match.state, rt.clock()):
+        raise StateMismatchError("state_mismatch")
+    rt.consumed_states.add(match.state, match.created + rt.settings.session.login_timeout)
+    return match
+
+
+async def handle_callback(request: web.Request, *, provider_name: str) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    name = provider_name
+    provider = rt.settings.provider(name)
+    client = rt.providers.get(name)
+    if provider is None or client is None:
+        raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
+    pending = read_pending_logins(request, rt)
+    try:
+        params = await _callback_params(request)
+        state = params.get("state", "")
+        if not state:
+            raise StateMismatchError("missing_state")
+        login = _take_pending(rt, pending, state, name)
+    except GatewayError as exc:
+        rt.metrics.logins_failed.labels(name, exc.reason).inc()
+        raise
+    # The state is spent whatever happens next; the cookie keeps only the other tabs' logins.
+    remaining = [p for p in pending if p is not login]
+    try:
+        code = oidc.parse_callback(params, metadata=await client.metadata())
+        tokens = await client.exchange_code(
+            code=code, redirect_uri=rt.redirect_uri(name), code_verifier=login.code_verifier
+        )
+        claims = await client.verify_id_token(tokens.id_token, nonce=login.nonce)
+        try:
+            identity = map_claims(claims, provider.claims, provider=name, required=provider.required_claims)
+        except ClaimError as exc:
+            raise ForbiddenError(exc.reason) from exc
+    except GatewayError as exc:
+        if isinstance(exc, TokenValidationError):
+            rt.metrics.token_failures.labels(name, exc.reason).inc()
+        rt.metrics.logins_failed.labels(name, exc.reason).inc()
+        logs.event("login_failed", logging.WARNING, provider=name, reason=exc.reason)
+        failed = error_response(request, exc, retry_url=login_url(login.return_to))
+        write_pending_logins(failed, rt, remaining)
+        return failed
+    session = Session.new(
+        identity, now=rt.clock(), lifetime=rt.settings.session.lifetime, idle_timeout=rt.settings.session.idle_timeout
+    )
+    response = redirect_to(login.return_to)
+    write_session(response, rt, session)
+    write_pending_logins(response, rt, remaining)
+    rt.metrics.logins_completed.labels(name).inc()
+    logs.event("login_completed", provider=name, sub=identity.sub, ssn=identity.get("ssn") or "")
+    return response
+
+
+async def handle_logout_page(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    session, _ = read_session(request, rt)
+    if session is None:
+        return pages.logged_out_page()
+    return pages.logout_confirm_page()
+
+
+async def handle_logout(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    if not is_same_origin(request, rt.settings.public_url):
+        raise CrossSiteRequestError("cross_site_logout")
+    session, _ = read_session(request, rt)
+    target = "/_auth/logged-out"
+    if session is not None:
+        rt.revoked_sessions.add(session.sid, session.expires)
+        rt.signer.forget(session.sid)
+        client = rt.providers.get(session.identity.idp)
+        if client is not None:
+            try:
+                metadata = await client.metadata()
+            except GatewayError:
+                metadata = None
+            if metadata is not None and metadata.end_session_endpoint:
+                params = {
+                    "client_id": client.settings.client_id,
+                    "post_logout_redirect_uri": rt.settings.public_url + "/_auth/logged-out",
+                }
+                target = metadata.end_session_endpoint + "?" + urlencode(params, quote_via=quote)
+        logs.event("logout", provider=session.identity.idp, sub=session.identity.sub)
+    response = redirect_to(target, status=303)
+    clear_session(response, rt)
+    return response
+
+
+async def handle_logged_out(_request: web.Request) -> web.StreamResponse:
+    return pages.logged_out_page()
+
+
+async def handle_userinfo(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    session, _ = read_session(request, rt)
+    if session is None:
+        raise AuthenticationError("unauthenticated")
+    return web.json_response(session.identity.to_json(), headers={"Cache-Control": "no-store"})

@@ -1,0 +1,86 @@
+"""``/_auth/verify``: the forward-auth endpoint for nginx auth_request, Traefik forwardAuth and Envoy
+ext_authz (web layer). 2xx only with a valid session whose identity the route's rules accept; the
+identity headers and the assertion then travel in the response for the proxy to copy upstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from gateway import logs
+from gateway.forward_auth import ForwardAuthError, OriginalRequest, original_request
+from gateway.policy import decide
+from gateway.protocol.paths import is_public
+from gateway.responses import redirect_to
+from gateway.runtime import RUNTIME, Runtime
+from gateway.session.cookies import read_session, write_session
+
+LOGIN_URL_HEADER = "X-Auth-Login-Url"
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _denied(status: int, error: str, extra: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": error}, status=status, headers={**NO_STORE, **(extra or {})})
+
+
+def _is_own_origin(rt: Runtime, original: OriginalRequest) -> bool:
+    public_scheme, public_host = rt.public_origin
+    return original.host == public_host.lower() and original.scheme == public_scheme
+
+
+def _login_url(rt: Runtime, original: OriginalRequest) -> str:
+    # Another host: "/" unless it is allow-listed.
+    target = original.target() if _is_own_origin(rt, original) else rt.return_target(original.url())
+    return f"{rt.settings.public_url}/_auth/login?" + urlencode({"rd": target}, quote_via=quote)
+
+
+def _is_browser_navigation(request: web.Request, original: OriginalRequest) -> bool:
+    return original.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+
+
+async def handle_verify(request: web.Request, *, envoy_path: str | None = None) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    if not rt.client_view(request).via_trusted_proxy:
+        # Only the ingress may ask: from anywhere else this would be an identity oracle (attacks.md T21).
+        return _denied(403, "untrusted_caller")
+    headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        headers.setdefault(name.lower(), []).append(value)
+    try:
+        original = original_request(headers, envoy_path=envoy_path, method=request.method, host=request.host)
+    except ForwardAuthError as exc:
+        rt.metrics.verify_decisions.labels("malformed").inc()
+        logs.event("verify_refused", logging.WARNING, reason=exc.reason)
+        return _denied(401, "unauthenticated")
+    if is_public(original.path, rt.settings.public_paths) and _is_own_origin(rt, original):
+        rt.metrics.verify_decisions.labels("public").inc()
+        return web.Response(status=200, headers=NO_STORE)
+    session, rejection = read_session(request, rt)
+    if rejection is not None:
+        rt.metrics.session_rejections.labels(rejection).inc()
+    if session is None:
+        login = _login_url(rt, original)
+        if original.mode == "traefik" and _is_browser_navigation(request, original):
+            rt.metrics.verify_decisions.labels("redirected_to_login").inc()
+            return redirect_to(login)
+        rt.metrics.verify_decisions.labels("unauthenticated").inc()
+        return _denied(401, "unauthenticated", {LOGIN_URL_HEADER: login})
+    decision = decide(rt.settings.rules, host=original.hostname, path=original.path, identity=session.identity)
+    if not decision.allowed:
+        rt.metrics.verify_decisions.labels("forbidden").inc()
+        logs.event("verify_forbidden", logging.WARNING, reasons=",".join(decision.reasons), sub=session.identity.sub)
+        return _denied(403, "forbidden")
+    settings = rt.settings
+    response = web.Response(status=200, headers=NO_STORE)
+    for name, value in rt.identity_header_pairs(session.sid, session.identity):
+        response.headers[name] = value
+    response.headers[settings.assertion.header] = rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
+    now = rt.clock()
+    if session.needs_refresh(now):
+        # The proxy copies this Set-Cookie to the browser (see deploy/), so the idle timeout slides here too.
+        write_session(response, rt, session.touched(now))
+    rt.metrics.verify_decisions.labels("allowed").inc()
+    return response

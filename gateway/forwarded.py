@@ -1,0 +1,58 @@
+"""Who is the client, and which scheme and host did it use (pure layer).
+
+X-Forwarded-* headers are believed only when the TCP peer is in ``trusted_proxies`` (empty by
+default), and then only up to the right-most address that is not itself trusted (attacks.md T06-T08).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ClientView:
+    address: str
+    proto: str
+    host: str
+    via_trusted_proxy: bool
+    peer: str = ""  # the TCP peer itself (the proxy, when one is trusted)
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in trusted)
+
+
+def client_view(
+    *,
+    peer: str,
+    scheme: str,
+    host: str,
+    forwarded_for: str | None,
+    forwarded_proto: str | None,
+    forwarded_host: str | None,
+    trusted: Sequence[Network],
+) -> ClientView:
+    if not trusted or not _trusted(peer, trusted):
+        return ClientView(address=peer, proto=scheme, host=host, via_trusted_proxy=False)
+    address = peer
+    for hop in reversed([h.strip() for h in (forwarded_for or "").split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break
+        address = hop
+        if not _trusted(hop, trusted):
+            break
+    proto = forwarded_proto.split(",")[0].strip().lower() if forwarded_proto else scheme
+    if proto not in ("http", "https"):
+        proto = scheme
+    fhost = forwarded_host.split(",")[0].strip() if forwarded_host else host
+    return ClientView(address=address, proto=proto, host=fhost or host, via_trusted_proxy=True, peer=peer)

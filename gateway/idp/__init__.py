@@ -1,0 +1,1 @@
+"""I/O clients for identity providers (aiohttp ClientSession injected)."""

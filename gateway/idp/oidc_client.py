@@ -1,0 +1,201 @@
+"""OpenID Provider client (I/O layer): cached discovery and JWKS, code exchange, ID token verification.
+
+The aiohttp ClientSession is injected; nothing here touches aiohttp.web. Back-channel calls have a
+timeout and are never retried once a response arrived (protocols.md §5.11).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from gateway.config import ProviderSettings
+from gateway.errors import IdpUnavailableError, TokenValidationError
+from gateway.protocol import jws, oidc, strict_json
+from gateway.protocol.jws import PublicKey, SigningKey
+
+DISCOVERY_TTL = 3600.0
+#: An unknown kid triggers at most one JWKS fetch per this many seconds (attacks.md T31).
+JWKS_REFRESH_INTERVAL = 60.0
+MAX_DOCUMENT_BYTES = 512 * 1024
+
+Observer = Callable[[str, str, float], None]  # (endpoint, outcome, seconds)
+
+
+def _ignore(_endpoint: str, _outcome: str, _seconds: float) -> None:
+    return None
+
+
+class OidcClient:
+    """One provider: its metadata, its keys, and the token exchange."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        http: aiohttp.ClientSession,
+        *,
+        client_key: SigningKey | None = None,
+        clock: Callable[[], float] = time.time,
+        observe: Observer = _ignore,
+    ) -> None:
+        self.settings = settings
+        self._http = http
+        self._client_key = client_key
+        self._clock = clock
+        self._observe = observe
+        self._metadata: oidc.ProviderMetadata | None = None
+        self._metadata_fetched = 0.0
+        self._keys: tuple[PublicKey, ...] = ()
+        self._keys_fetched = float("-inf")
+        self._lock = asyncio.Lock()
+        self.on_jwks_refresh: Callable[[str], None] = lambda _outcome: None
+
+    @property
+    def ready(self) -> bool:
+        return self._metadata is not None and bool(self._keys)
+
+    async def _get_json(self, endpoint: str, url: str) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(5.0, self.settings.timeout))
+            async with self._http.get(url, timeout=timeout, headers={"Accept": "application/json"}) as resp:
+                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                if resp.status != 200 or len(body) > MAX_DOCUMENT_BYTES:
+                    raise IdpUnavailableError(f"{endpoint}_http_{resp.status}")
+                outcome = "ok"
+                return strict_json.loads(body)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise IdpUnavailableError(f"{endpoint}_unreachable") from exc
+        finally:
+            self._observe(endpoint, outcome, time.perf_counter() - started)
+
+    async def metadata(self) -> oidc.ProviderMetadata:
+        now = self._clock()
+        if self._metadata is not None and now - self._metadata_fetched < DISCOVERY_TTL:
+            return self._metadata
+        async with self._lock:
+            if self._metadata is None or now - self._metadata_fetched >= DISCOVERY_TTL:
+                url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                try:
+                    document = await self._get_json("discovery", url)
+                    self._metadata = oidc.parse_provider_metadata(document, expected_issuer=self.settings.issuer)
+                    self._metadata_fetched = now
+                except IdpUnavailableError:
+                    if self._metadata is None:
+                        raise
+                    # Keep serving from the stale copy; the IdP may be briefly down.
+        assert self._metadata is not None
+        return self._metadata
+
+    async def refresh_keys(self, *, force: bool = False) -> bool:
+        """Fetch the JWKS unless it was fetched within JWKS_REFRESH_INTERVAL; True if keys changed."""
+        now = self._clock()
+        async with self._lock:
+            if not force and now - self._keys_fetched < JWKS_REFRESH_INTERVAL:
+                return False
+            self._keys_fetched = now
+            metadata = self._metadata
+        if metadata is None:
+            metadata = await self.metadata()
+        try:
+            document = await self._get_json("jwks", metadata.jwks_uri)
+            keys = jws.parse_jwks(document)
+        except (IdpUnavailableError, jws.JoseError):
+            self.on_jwks_refresh("error")
+            raise
+        self.on_jwks_refresh("ok")
+        changed = keys != self._keys
+        self._keys = keys
+        return changed
+
+    async def warm_up(self) -> None:
+        await self.metadata()
+        await self.refresh_keys(force=True)
+
+    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
+        """Signature with the provider's keys (one rate-limited refresh on an unknown kid), then claims."""
+        metadata = await self.metadata()
+        if not self._keys:
+            await self.refresh_keys(force=True)
+        algorithms = self.settings.id_token_algorithms
+        try:
+            claims = jws.verify(id_token, self._keys, algorithms=algorithms)
+        except jws.JoseError as exc:
+            if exc.reason not in ("unknown_kid", "no_matching_key"):
+                raise TokenValidationError(exc.reason) from exc
+            try:
+                refreshed = await self.refresh_keys()
+            except (IdpUnavailableError, jws.JoseError) as fetch_error:
+                raise TokenValidationError("jwks_unavailable") from fetch_error
+            if not refreshed:
+                raise TokenValidationError(exc.reason) from exc
+            try:
+                claims = jws.verify(id_token, self._keys, algorithms=algorithms)
+            except jws.JoseError as again:
+                raise TokenValidationError(again.reason) from again
+        oidc.validate_id_token_claims(
+            claims,
+            issuer=metadata.issuer,
+            client_id=self.settings.client_id,
+            now=self._clock(),
+            nonce=nonce,
+            acr_values=self.settings.acr_values,
+            require_acr=self.settings.require_acr,
+        )
+        return claims
+
+    async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> oidc.TokenSet:
+        metadata = await self.metadata()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": code_verifier,
+        }
+        status, document = await self.post_authenticated("token", metadata.token_endpoint, form)
+        if status is None:
+            raise IdpUnavailableError("token_endpoint_unreachable")
+        return oidc.parse_token_response(status, document)
+
+    async def post_authenticated(self, endpoint: str, url: str, form: dict[str, str]) -> tuple[int | None, Any]:
+        """POST a form with this client's authentication (a fresh assertion each time).
+
+        Returns (status, parsed JSON or None); status is None when no response arrived (network
+        error, timeout). Never retried here: the caller decides, and never after a response.
+        """
+        metadata = await self.metadata()
+        assertion = None
+        if self.settings.client_auth == "private_key_jwt":
+            assert self._client_key is not None
+            audience = metadata.issuer if self.settings.assertion_audience == "issuer" else metadata.token_endpoint
+            assertion = oidc.build_client_assertion(
+                client_id=self.settings.client_id, audience=audience, key=self._client_key, now=self._clock()
+            )
+        headers, auth_fields = oidc.client_authentication(
+            client_id=self.settings.client_id,
+            client_auth=self.settings.client_auth,
+            client_secret=self.settings.client_secret,
+            client_assertion=assertion,
+        )
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(5.0, self.settings.timeout))
+            async with self._http.post(url, data={**form, **auth_fields}, headers=headers, timeout=timeout) as resp:
+                body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
+                status = resp.status
+            outcome = "ok" if status == 200 else f"http_{status // 100}xx"
+        except (TimeoutError, aiohttp.ClientError):
+            return None, None
+        finally:
+            self._observe(endpoint, outcome, time.perf_counter() - started)
+        try:
+            document = strict_json.loads(body) if len(body) <= MAX_DOCUMENT_BYTES else None
+        except ValueError:
+            document = None
+        return status, document

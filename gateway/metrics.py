@@ -1,0 +1,87 @@
+"""Prometheus metrics on the gateway's own registry, served only on ``metrics.listen``.
+
+Labels hold only bounded values chosen by the gateway (outcomes, provider names from the config,
+reason words); never user data, tokens or raw paths (attacks.md T48).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+REQUEST_OUTCOMES = ("proxied", "public", "redirected_to_login", "unauthenticated", "error", "auth_endpoint")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("gateway_requests", "Requests by outcome.", ["outcome"], registry=r)
+        self.upstream_duration = Histogram(
+            "gateway_upstream_duration_seconds",
+            "Time to the upstream's response headers.",
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.upstream_errors = Counter("gateway_upstream_errors", "Upstream failures by kind.", ["kind"], registry=r)
+        self.logins_started = Counter("gateway_logins_started", "Logins started.", ["provider"], registry=r)
+        self.logins_completed = Counter("gateway_logins_completed", "Logins completed.", ["provider"], registry=r)
+        self.logins_failed = Counter(
+            "gateway_logins_failed", "Logins that failed, by reason.", ["provider", "reason"], registry=r
+        )
+        self.idp_duration = Histogram(
+            "gateway_idp_request_duration_seconds",
+            "Calls to identity providers.",
+            ["provider", "endpoint", "outcome"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.token_failures = Counter(
+            "gateway_token_validation_failures",
+            "ID token validation failures by reason.",
+            ["provider", "reason"],
+            registry=r,
+        )
+        self.jwks_refreshes = Counter(
+            "gateway_jwks_refreshes", "JWKS fetches by outcome.", ["provider", "outcome"], registry=r
+        )
+        self.session_rejections = Counter(
+            "gateway_session_rejections", "Session cookies refused, by reason.", ["reason"], registry=r
+        )
+        self.poll_started = Counter(
+            "gateway_poll_transactions_started", "Headless/CIBA transactions started.", ["provider"], registry=r
+        )
+        self.poll_completed = Counter(
+            "gateway_poll_transactions_completed", "Headless/CIBA transactions completed.", ["provider"], registry=r
+        )
+        self.poll_failed = Counter(
+            "gateway_poll_transactions_failed", "Headless/CIBA transactions that ended without a session.",
+            ["provider", "reason"], registry=r,
+        )
+        self.idp_polls = Counter("gateway_idp_polls", "Polls of the provider's token endpoint, by result.",
+                                 ["provider", "result"], registry=r)
+        self.poll_pending = Gauge("gateway_poll_transactions_pending",
+                                  "Pending headless/CIBA transactions known to this process.", registry=r)
+        self.poll_duration = Histogram(
+            "gateway_poll_transaction_duration_seconds", "Time from start to a completed login.", ["provider"],
+            registry=r, buckets=(1, 2.5, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300),
+        )
+        self.verify_decisions = Counter(
+            "gateway_verify_decisions", "Forward-auth (/_auth/verify) answers by decision.", ["decision"], registry=r
+        )
+        # Pre-create the outcome series so dashboards see zeros rather than gaps.
+        for outcome in REQUEST_OUTCOMES:
+            self.requests.labels(outcome)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def create_metrics_app(metrics: Metrics) -> web.Application:
+    async def handle_metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handle_metrics)
+    return app

@@ -1,0 +1,223 @@
+"""Forward one request to the upstream and stream the answer back (web layer).
+
+Bodies stream both ways without buffering; hop-by-hop headers (and every header the client named in
+Connection) are dropped; the gateway writes X-Forwarded-*; WebSockets are relayed after the auth
+decision; any other Upgrade (h2c) is never passed on (attacks.md T47).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+
+import aiohttp
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from gateway.assertion import normalize_header_name
+from gateway.errors import UpstreamError
+from gateway.forwarded import ClientView
+from gateway.metrics import Metrics
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "http2-settings",
+        "host",
+    }
+)
+_RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
+CHUNK = 64 * 1024
+SMALL_BODY = 64 * 1024
+
+
+class UpstreamTimeoutError(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+    public_message = "The application behind the gateway took too long to answer."
+
+
+def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    """Header names listed in Connection: hop-by-hop for this hop only (RFC 9110 §7.6.1)."""
+    return {t.strip().lower() for v in headers.getall(hdrs.CONNECTION, []) for t in v.split(",") if t.strip()}
+
+
+def strip_cookies(cookie_header: str, drop: frozenset[str]) -> str | None:
+    """Remove the gateway's own cookies from a Cookie header; None when nothing is left."""
+    kept = []
+    for part in cookie_header.split(";"):
+        name = part.split("=", 1)[0].strip()
+        if name and name not in drop:
+            kept.append(part.strip())
+    return "; ".join(kept) or None
+
+
+def build_upstream_headers(
+    incoming: Iterable[tuple[str, str]],
+    *,
+    protected: frozenset[str],
+    own_cookies: frozenset[str],
+    identity: tuple[tuple[str, str], ...],
+    client: ClientView,
+    incoming_forwarded_for: str | None,
+    connection_tokens: set[str],
+) -> CIMultiDict[str]:
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming:
+        lowered = name.lower()
+        if lowered in HOP_BY_HOP or lowered in connection_tokens or normalize_header_name(name) in protected:
+            continue
+        if lowered == "cookie":
+            remaining = strip_cookies(value, own_cookies)
+            if remaining:
+                out.add(name, remaining)
+            continue
+        out.add(name, value)
+    chain = (
+        f"{incoming_forwarded_for}, {client.peer or client.address}"
+        if client.via_trusted_proxy and incoming_forwarded_for
+        else client.address
+    )
+    out["X-Forwarded-For"] = chain
+    out["X-Forwarded-Proto"] = client.proto
+    out["X-Forwarded-Host"] = client.host
+    for name, value in identity:
+        out[name] = value
+    return out
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    return (
+        request.method == "GET"
+        and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        and "upgrade" in connection_tokens(request.headers)
+    )
+
+
+async def forward(
+    request: web.Request,
+    *,
+    http: aiohttp.ClientSession,
+    target: str,
+    headers: CIMultiDict[str],
+    timeouts: aiohttp.ClientTimeout,
+    metrics: Metrics,
+    before_prepare: Callable[[web.StreamResponse], None] | None = None,
+) -> web.StreamResponse:
+    url = URL(target, encoded=True)
+    if is_websocket_upgrade(request):
+        return await _relay_websocket(request, http=http, url=url, headers=headers)
+    has_body = request.body_exists
+    started = time.perf_counter()
+    try:
+        upstream = await http.request(
+            request.method,
+            url,
+            headers=headers,
+            data=request.content if has_body else None,
+            allow_redirects=False,
+            timeout=timeouts,
+            auto_decompress=False,
+        )
+    except TimeoutError as exc:
+        metrics.upstream_errors.labels("timeout").inc()
+        raise UpstreamTimeoutError("upstream_timeout") from exc
+    except (aiohttp.ClientError, ValueError) as exc:
+        metrics.upstream_errors.labels("connect").inc()
+        raise UpstreamError("upstream_unreachable") from exc
+    metrics.upstream_duration.observe(time.perf_counter() - started)
+    try:
+        length = upstream.content_length
+        small = length is not None and length <= SMALL_BODY and request.method != "HEAD"
+        # A small body of known length is read first and sent with the headers in one write; bigger or
+        # unknown-length bodies stream chunk by chunk.
+        response: web.StreamResponse = (
+            web.Response(status=upstream.status, reason=upstream.reason)
+            if small
+            else web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        )
+        drop = _RESPONSE_DROP | connection_tokens(upstream.headers)
+        for name, value in upstream.headers.items():
+            if name.lower() not in drop:
+                response.headers.add(name, value)
+        if not small and length is not None and request.method != "HEAD":
+            response.content_length = length
+        if before_prepare is not None:
+            before_prepare(response)
+        if small:
+            try:
+                body = await upstream.content.readexactly(length or 0)
+            except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                metrics.upstream_errors.labels("body").inc()
+                raise UpstreamError("upstream_body") from exc
+            assert isinstance(response, web.Response)
+            response.body = body
+            return response
+        try:
+            await response.prepare(request)
+            if request.method != "HEAD":
+                async for chunk in upstream.content.iter_chunked(CHUNK):
+                    await response.write(chunk)
+            await response.write_eof()
+        except ConnectionResetError:
+            # The client went away (aiohttp's ClientConnectionResetError is one too): nothing to send, and
+            # not an upstream failure.
+            return response
+        except (TimeoutError, aiohttp.ClientError):
+            # The upstream failed mid-body. Headers are already on the wire: all we can do is cut the connection.
+            metrics.upstream_errors.labels("body").inc()
+            if request.transport is not None:
+                request.transport.close()
+        return response
+    finally:
+        upstream.release()
+
+
+async def _relay_websocket(
+    request: web.Request, *, http: aiohttp.ClientSession, url: URL, headers: CIMultiDict[str]
+) -> web.StreamResponse:
+    for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol"):
+        headers.popall(name, None)
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    try:
+        upstream_ws = await http.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise UpstreamError("upstream_websocket_failed") from exc
+    client_ws = web.WebSocketResponse(protocols=[upstream_ws.protocol] if upstream_ws.protocol else (), autoping=False)
+    await client_ws.prepare(request)
+
+    async def pump(
+        source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+        sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    ) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif message.type == aiohttp.WSMsgType.PING:
+                await sink.ping(message.data)
+            elif message.type == aiohttp.WSMsgType.PONG:
+                await sink.pong(message.data)
+        await sink.close()
+
+    tasks = [asyncio.ensure_future(pump(client_ws, upstream_ws)), asyncio.ensure_future(pump(upstream_ws, client_ws))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await upstream_ws.close()
+        await client_ws.close()
+    return client_ws

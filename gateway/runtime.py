@@ -1,0 +1,268 @@
+"""Runtime: the immutable bundle of derived objects built once from Settings (keys, clients, caches).
+
+Building this is the only place that reads key files; handlers reach it through ``RUNTIME``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from gateway import keys, logs
+from gateway.assertion import AssertionSigner, identity_header_values, protected_names
+from gateway.config import Settings
+from gateway.errors import ConfigError
+from gateway.forwarded import ClientView, client_view
+from gateway.idp.oidc_client import OidcClient
+from gateway.idp.poll_client import PollClient
+from gateway.metrics import Metrics
+from gateway.protocol.claims import Identity
+from gateway.protocol.jws import SigningKey
+from gateway.protocol.redirect_target import safe_return_target
+from gateway.session.codec import Keyring
+
+
+class ExpiringSet:
+    """Bounded set of one-time values (consumed states, revoked session ids) that forget on expiry."""
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self._items: OrderedDict[str, float] = OrderedDict()
+        self._max = max_size
+
+    def add(self, item: str, expires: float) -> None:
+        self._items[item] = expires
+        self._items.move_to_end(item)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    def contains(self, item: str, now: float) -> bool:
+        expires = self._items.get(item)
+        return expires is not None and expires > now
+
+    def purge(self, now: float) -> None:
+        for item in [k for k, exp in self._items.items() if exp <= now]:
+            del self._items[item]
+
+
+class BoundedCache(dict[str, object]):
+    """A dict that empties itself when full: cheaper per hit than an LRU, and a miss only costs a recompute."""
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        super().__init__()
+        self.max_size = max_size
+
+    def put(self, key: str, value: object) -> None:
+        if len(self) >= self.max_size:
+            self.clear()
+        self[key] = value
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    keyring: Keyring
+    signer: AssertionSigner
+    published_keys: tuple[dict[str, str], ...]
+    client_keys: dict[str, SigningKey]
+    protected: frozenset[str]
+    session_cookie: str
+    login_cookie: str
+    clock: Callable[[], float] = time.time
+    http: aiohttp.ClientSession | None = None
+    upstream_http: aiohttp.ClientSession | None = None
+    providers: dict[str, OidcClient] = field(default_factory=dict)
+    poll_clients: dict[str, PollClient] = field(default_factory=dict)
+    consumed_states: ExpiringSet = field(default_factory=ExpiringSet)
+    draining: bool = False
+    # Per-session work done once, not per request: the unsealed cookie (keyed by its exact value, so a
+    # changed cookie is unsealed and checked again) and the encoded identity headers (keyed by session id).
+    unsealed_sessions: BoundedCache = field(default_factory=BoundedCache)
+    identity_headers: BoundedCache = field(default_factory=BoundedCache)
+    revoked_sessions: ExpiringSet = field(default_factory=ExpiringSet)
+
+    @property
+    def own_cookies(self) -> frozenset[str]:
+        return frozenset({self.session_cookie, self.login_cookie, self.poll_cookie})
+
+    @functools.cached_property
+    def public_origin(self) -> tuple[str, str]:
+        parts = urlsplit(self.settings.public_url)
+        return parts.scheme, parts.netloc
+
+    def identity_header_pairs(self, sid: str, identity: Identity) -> tuple[tuple[str, str], ...]:
+        """The encoded identity headers of a session, computed once per session id."""
+        cached = self.identity_headers.get(sid)
+        if cached is None:
+            cached = identity_header_values(
+                identity, self.settings.headers, self.settings.header_encoding  # type: ignore[arg-type]
+            )
+            self.identity_headers.put(sid, cached)
+        return cached  # type: ignore[return-value]
+
+    def return_target(self, raw: str | None) -> str:
+        """Where to send the browser after login: a local path, or an allow-listed sibling host (SSO)."""
+        return safe_return_target(raw, scheme=self.public_origin[0], allowed=self.settings.allowed_redirect_domains)
+
+    @property
+    def poll_cookie(self) -> str:
+        return self.login_cookie.removesuffix("_login") + "_tx"
+
+    def client_view(self, request: web.Request) -> ClientView:
+        """The client's address, scheme and host, believing X-Forwarded-* from trusted proxies only."""
+        return client_view(
+            peer=request.remote or "",
+            # Without a trusted proxy the upstream hears the configured origin, never a client-chosen Host.
+            scheme=self.public_origin[0],
+            host=self.public_origin[1],
+            forwarded_for=request.headers.get("X-Forwarded-For"),
+            forwarded_proto=request.headers.get("X-Forwarded-Proto"),
+            forwarded_host=request.headers.get("X-Forwarded-Host"),
+            trusted=self.settings.trusted_proxies,
+        )
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.settings.public_url}/_auth/callback/{provider}"
+
+    async def start(self) -> None:
+        """Open the connection pools and build one OidcClient per provider."""
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), raise_for_status=False)
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=30, enable_cleanup_closed=True)
+        self.upstream_http = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
+        )
+        for provider in self.settings.providers:
+            client = OidcClient(
+                provider,
+                self.http,
+                client_key=self.client_keys.get(provider.name),
+                clock=self.clock,
+                observe=self._idp_observer(provider.name),
+            )
+            client.on_jwks_refresh = self._jwks_counter(provider.name)
+            self.providers[provider.name] = client
+            if provider.is_poll_flow:
+                self.poll_clients[provider.name] = PollClient(
+                    provider, client, clock=self.clock, count_poll=self._poll_counter(provider.name)
+                )
+        self.metrics.poll_pending.set_function(self._pending_transactions)
+
+    def _pending_transactions(self) -> float:
+        return float(sum(c.pending_count(self.clock()) for c in self.poll_clients.values()))
+
+    def _idp_observer(self, provider: str) -> Callable[[str, str, float], None]:
+        def observe(endpoint: str, outcome: str, seconds: float) -> None:
+            self.metrics.idp_duration.labels(provider, endpoint, outcome).observe(seconds)
+
+        return observe
+
+    def _poll_counter(self, provider: str) -> Callable[[str], None]:
+        def count(result: str) -> None:
+            self.metrics.idp_polls.labels(provider, result).inc()
+
+        return count
+
+    def _jwks_counter(self, provider: str) -> Callable[[str], None]:
+        def count(outcome: str) -> None:
+            self.metrics.jwks_refreshes.labels(provider, outcome).inc()
+
+        return count
+
+    async def close(self) -> None:
+        for session in (self.http, self.upstream_http):
+            if session is not None:
+                await session.close()
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    signing_key: SigningKey | None  # None: not configured, one is generated at start-up
+    published: tuple[dict[str, str], ...]
+    client_keys: dict[str, SigningKey]
+
+
+def load_key_files(settings: Settings) -> KeyMaterial:
+    """Read every configured key file; raises ConfigError naming each key that is at fault."""
+    problems: list[str] = []
+    signing_key: SigningKey | None = None
+    if settings.assertion.signing_key_file:
+        try:
+            signing_key = keys.load_signing_key(settings.assertion.signing_key_file)
+        except keys.KeyFileError as exc:
+            problems.append(f"assertion.signing_key_file: {exc}")
+    published: list[dict[str, str]] = []
+    for i, path in enumerate(settings.assertion.published_key_files):
+        try:
+            published.append(keys.public_jwk(keys.load_signing_key(path)))
+        except keys.KeyFileError as exc:
+            problems.append(f"assertion.published_key_files[{i}]: {exc}")
+    client_keys: dict[str, SigningKey] = {}
+    for i, provider in enumerate(settings.providers):
+        if provider.client_auth == "private_key_jwt" and provider.private_key_file:
+            try:
+                client_keys[provider.name] = keys.load_signing_key(
+                    Path(provider.private_key_file), kid=provider.private_key_id
+                )
+            except keys.KeyFileError as exc:
+                problems.append(f"providers[{i}].private_key_file: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return KeyMaterial(signing_key=signing_key, published=tuple(published), client_keys=client_keys)
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.time,
+    generated_key_pem: bytes | None = None,
+) -> Runtime:
+    """Load keys and derive everything handlers need; raises ConfigError naming the key at fault."""
+    material = load_key_files(settings)
+    signing_key = material.signing_key
+    if signing_key is None:
+        # Workers share the key their parent generated, so every worker's JWKS is the same.
+        signing_key = keys.signing_key_from_pem(generated_key_pem or keys.generate_ec_pem())
+        logs.event(
+            "assertion_key_generated",
+            logging.WARNING,
+            detail="assertion.signing_key_file is not set: a key was generated at start-up (one for all "
+            "workers); upstreams must refetch /_auth/jwks.json after every restart",
+        )
+    published, client_keys = material.published, material.client_keys
+    prefix = "__Host-" if settings.secure_cookies else ""
+    # A session cookie shared by sibling hosts carries Domain=, which __Host- forbids; __Secure- still
+    # guarantees it was set over https.
+    session_prefix = ("__Secure-" if settings.session.cookie_domain else "__Host-") if settings.secure_cookies else ""
+    return Runtime(
+        settings=settings,
+        metrics=metrics or Metrics(),
+        keyring=Keyring([settings.session.secret, *settings.session.previous_secrets]),
+        signer=AssertionSigner(
+            key=signing_key,
+            issuer=settings.public_url,
+            audience=settings.assertion.audience,
+            ttl=settings.assertion.ttl,
+        ),
+        published_keys=(keys.public_jwk(signing_key), *published),
+        client_keys=client_keys,
+        protected=protected_names(settings.headers.values(), settings.assertion.header),
+        session_cookie=session_prefix + settings.session.cookie_name,
+        login_cookie=prefix + settings.session.cookie_name + "_login",
+        clock=clock,
+    )
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,155 @@
+"""Run the gateway: bind the public listener and the separate metrics listener (web layer)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import http_parser, web
+
+from gateway import keys, logs
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.metrics import Metrics, create_metrics_app
+from gateway.runtime import RUNTIME, build_runtime
+
+#: aiohttp's pure-Python parser has had request-smuggling bugs its C parser did not (attacks.md T44).
+ALLOW_PY_PARSER_ENV = "EID_GATEWAY_ALLOW_PYTHON_PARSER"
+#: After SIGTERM, readiness reports 503 this long (at most half the grace) before the listener closes.
+DRAIN_NOTICE = 2.0
+
+
+def c_parser_active() -> bool:
+    return http_parser.HttpRequestParser.__module__ != "aiohttp.http_parser"
+
+
+def check_parser() -> str | None:
+    if c_parser_active() or os.environ.get(ALLOW_PY_PARSER_ENV) == "1":
+        return None
+    return (
+        "aiohttp's C HTTP parser is not active (AIOHTTP_NO_EXTENSIONS is set, or the wheel has no "
+        "extensions); refusing to start. Unset AIOHTTP_NO_EXTENSIONS, "
+        f"or set {ALLOW_PY_PARSER_ENV}=1 to accept the risk."
+    )
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    metrics_url: str | None
+    app: web.Application
+    _runners: list[web.AppRunner]
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+
+
+async def start_gateway(
+    settings: Settings, *, reuse_port: bool = False, worker: int = 0, generated_key_pem: bytes | None = None
+) -> RunningGateway:
+    metrics = Metrics()
+    runtime = build_runtime(settings, metrics=metrics, generated_key_pem=generated_key_pem)
+    app = create_app(settings, runtime=runtime)
+    # shutdown_timeout: how long in-flight requests may run on after the listener closed.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_grace)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024, reuse_port=reuse_port)
+    await site.start()
+    runners = [runner]
+    metrics_url = None
+    if settings.metrics_listen is not None:
+        metrics_runner = web.AppRunner(create_metrics_app(metrics), access_log=None, handle_signals=False)
+        await metrics_runner.setup()
+        # Each worker has its own registry, so each gets its own metrics port: listen port + worker index.
+        host, port = settings.metrics_listen[0], settings.metrics_listen[1] + worker
+        await web.TCPSite(metrics_runner, host, port).start()
+        runners.append(metrics_runner)
+        metrics_url = f"http://{host}:{port}/metrics"
+    url = f"http://{settings.listen_host}:{settings.listen_port}"
+    logs.event(
+        "gateway_started", listen=url, public_url=settings.public_url, metrics=metrics_url or "off", worker=worker
+    )
+    return RunningGateway(url=url, metrics_url=metrics_url, app=app, _runners=runners)
+
+
+async def drain(gateway: RunningGateway, grace: float) -> None:
+    """Readiness turns 503 first, so load balancers stop sending; then the listener closes and in-flight
+    requests get up to ``grace`` seconds to finish."""
+    gateway.app[RUNTIME].draining = True
+    await asyncio.sleep(min(DRAIN_NOTICE, grace / 2))
+    await gateway.stop()
+
+
+async def serve_forever(
+    settings: Settings, *, reuse_port: bool = False, worker: int = 0, generated_key_pem: bytes | None = None
+) -> None:
+    gateway = await start_gateway(settings, reuse_port=reuse_port, worker=worker, generated_key_pem=generated_key_pem)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logs.event("gateway_draining", worker=worker, grace=settings.shutdown_grace)
+    await drain(gateway, settings.shutdown_grace)
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we ship
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
+def _worker_main(settings: Settings, worker: int, generated_key_pem: bytes | None) -> None:
+    logs.configure(settings.log_level)
+    _run_loop(serve_forever(settings, reuse_port=True, worker=worker, generated_key_pem=generated_key_pem))
+
+
+def run(settings: Settings, *, workers: int = 1) -> int:
+    """Serve until SIGTERM/SIGINT. With workers > 1, N processes share the port (SO_REUSEPORT) and
+    nothing else but the configuration and the keys (cookie keys, a generated assertion key)."""
+    generated = None if settings.assertion.signing_key_file else keys.generate_ec_pem()
+    if workers <= 1:
+        _run_loop(serve_forever(settings, generated_key_pem=generated))
+        return 0
+    context = multiprocessing.get_context("fork")
+    children = {
+        i: context.Process(target=_worker_main, args=(settings, i, generated), daemon=False) for i in range(workers)
+    }
+    for child in children.values():
+        child.start()
+    stopping = False
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            if child.pid and child.is_alive():
+                os.kill(child.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    while children:
+        for index, child in list(children.items()):
+            child.join(timeout=0.5)
+            if child.is_alive():
+                continue
+            del children[index]
+            if not stopping:
+                # A worker that dies on its own is replaced; the others keep serving meanwhile.
+                logs.event("worker_died", logging.ERROR, worker=index, exitcode=child.exitcode)
+                status = 1
+                replacement = context.Process(target=_worker_main, args=(settings, index, generated))
+                replacement.start()
+                children[index] = replacement
+    return status

@@ -1,0 +1,123 @@
+"""Session and pending-login records (pure layer) and their conversion to and from sealed payloads."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Any
+
+from gateway.protocol.claims import Identity
+
+#: At most this many logins may be in flight per browser (tabs); the oldest is evicted (attacks.md T22).
+MAX_PENDING_LOGINS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    identity: Identity
+    created: float
+    last_seen: float
+    expires: float  # absolute end: created + lifetime
+    idle_timeout: float
+
+    @classmethod
+    def new(cls, identity: Identity, *, now: float, lifetime: float, idle_timeout: float) -> Session:
+        return cls(
+            sid=secrets.token_urlsafe(16),
+            identity=identity,
+            created=now,
+            last_seen=now,
+            expires=now + lifetime,
+            idle_timeout=idle_timeout,
+        )
+
+    def is_valid(self, now: float) -> bool:
+        return now < self.expires and now < self.last_seen + self.idle_timeout
+
+    def needs_refresh(self, now: float) -> bool:
+        """Re-seal only once a minute at most (or a tenth of the idle window), not on every request."""
+        return now - self.last_seen > min(60.0, self.idle_timeout / 10)
+
+    def touched(self, now: float) -> Session:
+        return replace(self, last_seen=now)
+
+    def cookie_expiry(self) -> float:
+        return min(self.expires, self.last_seen + self.idle_timeout)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid,
+            "id": self.identity.to_json(),
+            "c": self.created,
+            "l": self.last_seen,
+            "x": self.expires,
+            "i": self.idle_timeout,
+            "exp": self.cookie_expiry(),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Session:
+        """Rebuild from a payload we sealed ourselves; still type-checked so a bug cannot fail open."""
+        identity = payload.get("id")
+        numbers = [payload.get(k) for k in ("c", "l", "x", "i")]
+        if (
+            not isinstance(payload.get("sid"), str)
+            or not isinstance(identity, dict)
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in identity.items())
+            or not isinstance(identity.get("sub"), str)
+            or not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers)
+        ):
+            raise ValueError("malformed session payload")
+        c, last, x, i = (float(n) for n in numbers)  # type: ignore[arg-type]
+        return cls(
+            sid=payload["sid"],
+            identity=Identity(values=MappingProxyType(dict(identity))),
+            created=c,
+            last_seen=last,
+            expires=x,
+            idle_timeout=i,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLogin:
+    """What the callback needs to finish one login; lives only in the sealed login cookie."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    provider: str
+    return_to: str
+    created: float
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "s": self.state,
+            "n": self.nonce,
+            "v": self.code_verifier,
+            "p": self.provider,
+            "r": self.return_to,
+            "t": self.created,
+        }
+
+    @classmethod
+    def from_payload(cls, item: Any) -> PendingLogin | None:
+        if not isinstance(item, dict):
+            return None
+        values = [item.get(k) for k in ("s", "n", "v", "p", "r")]
+        created = item.get("t")
+        if (
+            not all(isinstance(v, str) for v in values)
+            or not isinstance(created, (int, float))
+            or isinstance(created, bool)
+        ):
+            return None
+        s, n, v, p, r = values
+        return cls(state=s, nonce=n, code_verifier=v, provider=p, return_to=r, created=float(created))  # type: ignore[arg-type]
+
+
+def add_pending(pending: list[PendingLogin], login: PendingLogin) -> list[PendingLogin]:
+    return [*pending, login][-MAX_PENDING_LOGINS:]
