@@ -21,8 +21,8 @@ from aiohttp import web
 from gateway.devidp import DevClient, create_devidp_app
 from gateway.protocol import jws
 from tests.support.echo import EchoUpstream
-from tests.support.ports import free_port
-from tests.support.process import GatewayProcess, free_port_run, fresh_session, gateway_process, metric
+from tests.support.ports import free_port, free_port_run
+from tests.support.process import GatewayProcess, fresh_session, gateway_process, metric
 from tests.support.stack import CLIENT_ID, base_config, browser_login
 
 REQUESTS = 200
