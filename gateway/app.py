@@ -21,8 +21,9 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 from gateway import logs
 from gateway.config import Settings
 from gateway.errors import AccessDeniedError, BadRequestError, GatewayError, MethodNotAllowedError, NotFoundError
+from gateway.flows import backchannel, poll, redirect, verify
 from gateway.flows import page as pages_poll
-from gateway.flows import poll, redirect, verify
+from gateway.flows.sessions import current_session
 from gateway.keys import public_jwk
 from gateway.metrics import Metrics
 from gateway.policy import decide
@@ -30,24 +31,33 @@ from gateway.protocol.paths import PathError, encode_path, is_public, normalize_
 from gateway.proxy import build_upstream_headers, connection_tokens, forward
 from gateway.responses import error_response, redirect_to, wants_html
 from gateway.runtime import RUNTIME, Runtime, build_runtime
-from gateway.session.cookies import clear_session, read_session, write_session
+from gateway.session.cookies import clear_session
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 READINESS_RETRY = 5.0
 SUPPORTED_VERSIONS = (HttpVersion10, HttpVersion11)
 
 
-async def handle_healthz(_request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
+async def _store_state(rt: Runtime) -> str:
+    return "up" if await rt.store.healthy() else "down"
+
+
+async def handle_healthz(request: web.Request) -> web.StreamResponse:
+    """Liveness: the process answers. A session store outage is shown, but does not make it fail (a
+    restart would not bring Redis back)."""
+    rt = request.app[RUNTIME]
+    body = {"status": "ok", "session_store": await _store_state(rt)}
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 async def handle_readyz(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     providers = {name: client.ready for name, client in rt.providers.items()}
-    ready = all(providers.values()) and not rt.draining
+    store = await _store_state(rt)
+    ready = all(providers.values()) and store == "up" and not rt.draining
     status = "draining" if rt.draining else "ready" if ready else "not_ready"
     return web.json_response(
-        {"status": status, "providers": providers},
+        {"status": status, "providers": providers, "session_store": store},
         status=200 if ready else 503,
         headers={"Cache-Control": "no-store"},
     )
@@ -74,6 +84,7 @@ AUTH_ROUTES: dict[str, dict[str, Handler]] = {
     "/_auth/static/headless.js": {"GET": pages_poll.handle_script},
 }
 CALLBACK_PREFIX = "/_auth/callback/"
+BACKCHANNEL_PREFIX = "/_auth/backchannel-logout/"
 CLIENT_JWKS_PREFIX = "/_auth/client-jwks/"
 VERIFY_PATH = "/_auth/verify"
 
@@ -99,6 +110,9 @@ def _resolve_auth_route(request: web.Request, path: str) -> Handler:
     if path.startswith(CALLBACK_PREFIX):
         callback = functools.partial(redirect.handle_callback, provider_name=path[len(CALLBACK_PREFIX) :])
         methods: dict[str, Handler] = {"GET": callback, "POST": callback}
+    elif path.startswith(BACKCHANNEL_PREFIX):
+        name = path[len(BACKCHANNEL_PREFIX) :]
+        methods = {"POST": functools.partial(backchannel.handle_backchannel_logout, provider_name=name)}
     elif path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
         # Every method: Envoy's ext_authz forwards the original method; the original path follows the prefix.
         envoy_path = None if path == VERIFY_PATH else _raw_suffix(request, len(VERIFY_PATH))
@@ -156,9 +170,8 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
     settings = rt.settings
     if is_public(path, settings.public_paths):
         return await _forward(request, rt, path, identity=()), "public"
-    session, rejection = read_session(request, rt)
-    if rejection is not None:
-        rt.metrics.session_rejections.labels(rejection).inc()
+    current = await current_session(request, rt)
+    session = current.session
     if session is None:
         query = request.raw_path.partition("?")[2]
         return_to = encode_path(path) + (f"?{query}" if query else "")
@@ -173,7 +186,7 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
                 headers={"Cache-Control": "no-store"},
             )
             outcome = "unauthenticated"
-        if rejection is not None:
+        if current.rejection is not None:
             clear_session(response, rt)
         return response, outcome
     decision = decide(settings.rules, host=rt.public_origin[1].split(":")[0], path=path, identity=session.identity)
@@ -183,13 +196,12 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
     now = rt.clock()
     identity = rt.identity_header_pairs(session.sid, session.identity)
     assertion = rt.signer.assertion_for(session.sid, session.identity, now=now)
-    refresh = session.touched(now) if session.needs_refresh(now) else None
     response = await _forward(
         request,
         rt,
         path,
         identity=(*identity, (settings.assertion.header, assertion)),
-        before_prepare=(lambda resp: write_session(resp, rt, refresh)) if refresh is not None else None,
+        before_prepare=current.set_cookie,
     )
     return response, "proxied"
 
@@ -201,10 +213,15 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     try:
         if request.version not in SUPPORTED_VERSIONS:
             raise BadRequestError("http_version", public_message="Only HTTP/1.0 and HTTP/1.1 are supported.")
+        raw_path, _, raw_query = request.raw_path.partition("?")
         try:
-            path = normalize_request_path(request.raw_path.partition("?")[0])
+            path = normalize_request_path(raw_path)
         except PathError as exc:
             raise BadRequestError("bad_path") from exc
+        if "#" in raw_query:
+            # A fragment never travels on the wire: a raw '#' means gateway and upstream may split it
+            # differently (attacks.md T17).
+            raise BadRequestError("bad_query")
         if path == "/_auth" or path.startswith("/_auth/"):
             outcome = "auth_endpoint"
             response = await _resolve_auth_route(request, path)(request)

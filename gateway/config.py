@@ -25,6 +25,7 @@ from gateway.protocol.claims import CANONICAL_CLAIMS, validate_claim_mapping
 from gateway.protocol.jws import ASYMMETRIC_ALGORITHMS
 from gateway.protocol.paths import validate_public_path_pattern
 from gateway.protocol.redirect_target import parse_redirect_domain
+from gateway.session.store_url import StoreAddress, parse_store_url
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 FLOWS = ("redirect", "headless", "ciba")
@@ -69,6 +70,7 @@ class ProviderSettings:
     poll_interval: float = 5.0
     login_hint_format: str = "{ssn}"
     binding_message: str | None = None
+    refresh_tokens: bool = True
 
     @property
     def is_poll_flow(self) -> bool:
@@ -84,6 +86,9 @@ class SessionSettings:
     cookie_name: str = "gw_session"
     login_timeout: float = 600
     cookie_domain: str | None = None
+    store: StoreAddress = field(default_factory=lambda: StoreAddress("cookie"))
+    store_prefix: str = "eidgw:"
+    store_timeout: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,7 @@ _PROVIDER_KEYS = {
     "poll_interval",
     "login_hint_format",
     "binding_message",
+    "refresh_tokens",
 }
 _SESSION_KEYS = {
     "secret",
@@ -188,6 +194,9 @@ _SESSION_KEYS = {
     "cookie_name",
     "login_timeout",
     "cookie_domain",
+    "store",
+    "store_prefix",
+    "store_timeout",
 }
 _RULE_KEYS = {"host", "path_prefix", "require"}
 _ASSERTION_KEYS = {"header", "signing_key_file", "published_key_files", "audience", "ttl"}
@@ -437,7 +446,17 @@ def _load_provider(raw: Any, index: int, problems: _Problems, base_dir: Path) ->
         poll_interval=poll_interval,
         login_hint_format=login_hint_format,
         binding_message=r.string("binding_message"),
+        refresh_tokens=r.boolean("refresh_tokens", True),
     )
+
+
+def _store_address(sr: _Reader, problems: _Problems) -> StoreAddress:
+    value = sr.string("store", "cookie") or "cookie"
+    try:
+        return parse_store_url(value)
+    except ValueError as exc:
+        problems.add("session.store", f"{exc} (or omit it to keep sessions in sealed cookies)")
+        return StoreAddress("cookie")
 
 
 def _cookie_domain(sr: _Reader, problems: _Problems, public_url: str | None) -> str | None:
@@ -552,7 +571,14 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         cookie_name=sr.string("cookie_name", "gw_session") or "gw_session",
         login_timeout=sr.duration("login_timeout", 600),
         cookie_domain=_cookie_domain(sr, problems, public_url),
+        store=_store_address(sr, problems),
+        store_prefix=sr.string("store_prefix", "eidgw:") or "eidgw:",
+        store_timeout=sr.duration("store_timeout", 1.0),
     )
+    if not re.match(r"^[A-Za-z0-9:_.-]{1,64}$", session.store_prefix):
+        problems.add("session.store_prefix", "must be 1-64 characters of A-Z a-z 0-9 : _ . -")
+    if not 0.05 <= session.store_timeout <= 30:
+        problems.add("session.store_timeout", "must be between 50ms and 30s")
     if session.idle_timeout > session.lifetime:
         problems.add("session.idle_timeout", "must not be longer than session.lifetime")
     if not re.match(r"^[A-Za-z0-9_-]{1,32}$", session.cookie_name):

@@ -70,6 +70,30 @@ class Metrics:
         self.verify_decisions = Counter(
             "gateway_verify_decisions", "Forward-auth (/_auth/verify) answers by decision.", ["decision"], registry=r
         )
+        self.store_operations = Counter(
+            "gateway_session_store_operations",
+            "Session store operations by operation and result (ok, error).",
+            ["operation", "result"],
+            registry=r,
+        )
+        self.store_up = Gauge(
+            "gateway_session_store_up", "1 when the last session store operation succeeded, else 0.", registry=r
+        )
+        self.store_up.set(1)
+        self.sessions_ended = Counter(
+            "gateway_sessions_ended",
+            "Sessions ended, by cause (logout, logout_everywhere, backchannel, refresh_refused).",
+            ["cause"],
+            registry=r,
+        )
+        self.backchannel_logouts = Counter(
+            "gateway_backchannel_logouts", "Back-channel logout tokens, by provider and result.",
+            ["provider", "result"], registry=r,
+        )
+        self.token_refreshes = Counter(
+            "gateway_token_refreshes", "Refresh-token grants, by provider and result.", ["provider", "result"],
+            registry=r,
+        )
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)

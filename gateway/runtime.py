@@ -5,10 +5,10 @@ Building this is the only place that reads key files; handlers reach it through 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,41 +29,9 @@ from gateway.protocol.claims import Identity
 from gateway.protocol.jws import SigningKey
 from gateway.protocol.redirect_target import safe_return_target
 from gateway.session.codec import Keyring
-
-
-class ExpiringSet:
-    """Bounded set of one-time values (consumed states, revoked session ids) that forget on expiry."""
-
-    def __init__(self, max_size: int = 100_000) -> None:
-        self._items: OrderedDict[str, float] = OrderedDict()
-        self._max = max_size
-
-    def add(self, item: str, expires: float) -> None:
-        self._items[item] = expires
-        self._items.move_to_end(item)
-        while len(self._items) > self._max:
-            self._items.popitem(last=False)
-
-    def contains(self, item: str, now: float) -> bool:
-        expires = self._items.get(item)
-        return expires is not None and expires > now
-
-    def purge(self, now: float) -> None:
-        for item in [k for k, exp in self._items.items() if exp <= now]:
-            del self._items[item]
-
-
-class BoundedCache(dict[str, object]):
-    """A dict that empties itself when full: cheaper per hit than an LRU, and a miss only costs a recompute."""
-
-    def __init__(self, max_size: int = 10_000) -> None:
-        super().__init__()
-        self.max_size = max_size
-
-    def put(self, key: str, value: object) -> None:
-        if len(self) >= self.max_size:
-            self.clear()
-        self[key] = value
+from gateway.session.model import Session
+from gateway.session.redis_store import RedisStore, connect
+from gateway.session.store import BoundedCache, CookieStore, SessionStore
 
 
 @dataclass
@@ -82,13 +50,13 @@ class Runtime:
     upstream_http: aiohttp.ClientSession | None = None
     providers: dict[str, OidcClient] = field(default_factory=dict)
     poll_clients: dict[str, PollClient] = field(default_factory=dict)
-    consumed_states: ExpiringSet = field(default_factory=ExpiringSet)
+    store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
     draining: bool = False
-    # Per-session work done once, not per request: the unsealed cookie (keyed by its exact value, so a
-    # changed cookie is unsealed and checked again) and the encoded identity headers (keyed by session id).
-    unsealed_sessions: BoundedCache = field(default_factory=BoundedCache)
+    # Per-session work done once, not per request: the encoded identity headers (keyed by session id).
     identity_headers: BoundedCache = field(default_factory=BoundedCache)
-    revoked_sessions: ExpiringSet = field(default_factory=ExpiringSet)
+    # Refresh grants in flight (session id -> future) and just finished (sid + old refresh token -> result).
+    refreshing: dict[str, asyncio.Future[Session | None]] = field(default_factory=dict)
+    recent_refreshes: BoundedCache = field(default_factory=BoundedCache)
 
     @property
     def own_cookies(self) -> frozenset[str]:
@@ -184,6 +152,14 @@ class Runtime:
         for session in (self.http, self.upstream_http):
             if session is not None:
                 await session.close()
+        await self.store.close()
+
+    def _store_observer(self) -> Callable[[str, bool], None]:
+        def observe(operation: str, ok: bool) -> None:
+            self.metrics.store_operations.labels(operation, "ok" if ok else "error").inc()
+            self.metrics.store_up.set(1 if ok else 0)
+
+        return observe
 
 
 @dataclass(frozen=True)
@@ -246,10 +222,11 @@ def build_runtime(
     # A session cookie shared by sibling hosts carries Domain=, which __Host- forbids; __Secure- still
     # guarantees it was set over https.
     session_prefix = ("__Secure-" if settings.session.cookie_domain else "__Host-") if settings.secure_cookies else ""
-    return Runtime(
+    keyring = Keyring([settings.session.secret, *settings.session.previous_secrets])
+    runtime = Runtime(
         settings=settings,
         metrics=metrics or Metrics(),
-        keyring=Keyring([settings.session.secret, *settings.session.previous_secrets]),
+        keyring=keyring,
         signer=AssertionSigner(
             key=signing_key,
             issuer=settings.public_url,
@@ -262,6 +239,25 @@ def build_runtime(
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",
         clock=clock,
+    )
+    runtime.store = build_store(settings, keyring, clock=clock, observe=runtime._store_observer())
+    return runtime
+
+
+def build_store(
+    settings: Settings, keyring: Keyring, *, clock: Callable[[], float], observe: Callable[[str, bool], None]
+) -> SessionStore:
+    session = settings.session
+    if session.store.kind == "cookie":
+        return CookieStore(keyring, lifetime=session.lifetime, clock=clock)
+    # redis-py connects lazily: nothing is reached here, so a Redis that is down does not stop start-up.
+    return RedisStore(
+        connect(session.store, timeout=session.store_timeout),
+        secrets_=[session.secret, *session.previous_secrets],
+        prefix=session.store_prefix,
+        idle_timeout=session.idle_timeout,
+        lifetime=session.lifetime,
+        on_result=observe,
     )
 
 

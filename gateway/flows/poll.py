@@ -52,7 +52,7 @@ def _poll_provider(rt: Runtime, name: object) -> tuple[ProviderSettings, PollCli
     return provider, client
 
 
-def read_transaction(request: web.Request, rt: Runtime) -> tuple[PollTransaction, str] | None:
+async def read_transaction(request: web.Request, rt: Runtime) -> tuple[PollTransaction, str] | None:
     value = request.cookies.get(rt.poll_cookie)
     if not value:
         return None
@@ -62,7 +62,7 @@ def read_transaction(request: web.Request, rt: Runtime) -> tuple[PollTransaction
     except (ValueError, poll.PollProtocolError):
         return None
     return_to = payload.get("r")
-    if not isinstance(return_to, str) or rt.consumed_states.contains("tx:" + tx.request_id, rt.clock()):
+    if not isinstance(return_to, str) or await rt.store.is_spent("tx:" + tx.request_id, rt.clock()):
         return None
     return tx, return_to
 
@@ -217,20 +217,22 @@ async def _finish(
 
 async def handle_status(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    found = read_transaction(request, rt)
+    found = await read_transaction(request, rt)
     if found is None:
         raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     tx, return_to = found
     provider, client = _poll_provider(rt, tx.provider)
     outcome = await client.poll_if_due(tx)
     spent = "tx:" + tx.request_id
-    # Several status calls may have waited on the same provider poll: the first to resume takes the
-    # result, and marks the transaction spent before any further await, so the others find it gone.
-    if rt.consumed_states.contains(spent, rt.clock()):
-        raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
+    # Several status calls (on any replica) may have waited on the same provider poll: the first to spend
+    # the transaction takes the result; the store's marker makes that atomic, so the others find it gone.
+    gone = NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
+    if await rt.store.is_spent(spent, rt.clock()):
+        raise gone
     tx, session = outcome.tx, None
     if outcome.id_token is not None:
-        rt.consumed_states.add(spent, tx.expires_at + 60)
+        if not await rt.store.spend(spent, tx.expires_at + 60, rt.clock()):
+            raise gone
         tx, session = await _finish(rt, provider, tx, outcome.id_token)
     client.remember(tx)
     body = _view(tx, lang=_language(request, provider), mode=request.query.get("mode", "qr"))
@@ -239,14 +241,14 @@ async def handle_status(request: web.Request) -> web.StreamResponse:
         write_transaction(response, rt, tx, return_to)
         return response
     # Terminal: the transaction is spent, whatever the result (single use, also for a copied cookie).
-    rt.consumed_states.add(spent, tx.expires_at + 60)
+    await rt.store.spend(spent, tx.expires_at + 60, rt.clock())
     client.forget(tx.request_id)
     if session is not None:
         body["redirect"] = return_to
     response = web.json_response(body, headers=NO_STORE)
     clear_transaction(response, rt)
     if session is not None:
-        write_session(response, rt, session)
+        await write_session(response, rt, session)
         rt.metrics.poll_completed.labels(provider.name).inc()
         rt.metrics.poll_duration.labels(provider.name).observe(rt.clock() - tx.created)
         logs.event(
@@ -265,13 +267,13 @@ async def handle_cancel(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     if not is_same_origin(request, rt.settings.public_url):
         raise CrossSiteRequestError("cross_site_cancel")
-    found = read_transaction(request, rt)
+    found = await read_transaction(request, rt)
     if found is None:
         raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     tx, _ = found
     provider, client = _poll_provider(rt, tx.provider)
     tx = poll.cancel(tx, rt.clock())
-    rt.consumed_states.add("tx:" + tx.request_id, tx.expires_at + 60)
+    await rt.store.spend("tx:" + tx.request_id, tx.expires_at + 60, rt.clock())
     client.forget(tx.request_id)
     rt.metrics.poll_failed.labels(provider.name, "cancelled").inc()
     response = web.json_response(_view(tx, lang=_language(request, provider)), headers=NO_STORE)
@@ -282,7 +284,7 @@ async def handle_cancel(request: web.Request) -> web.StreamResponse:
 async def handle_qr(request: web.Request) -> web.StreamResponse:
     """The current BankID QR frame as SVG, drawn here so no third-party script or service is needed."""
     rt = request.app[RUNTIME]
-    found = read_transaction(request, rt)
+    found = await read_transaction(request, rt)
     if found is None:
         raise NotFoundError("no_transaction")
     tx, _ = found

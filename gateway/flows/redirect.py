@@ -19,6 +19,7 @@ from gateway.errors import (
     TokenValidationError,
 )
 from gateway.flows.page import provider_choice_page
+from gateway.flows.sessions import current_session
 from gateway.protocol import oidc
 from gateway.protocol.claims import ClaimError, map_claims
 from gateway.responses import error_response, is_same_origin, redirect_to
@@ -110,7 +111,10 @@ async def _callback_params(request: web.Request) -> dict[str, str]:
             raise BadRequestError("callback_body_too_large")
         if request.content_type != "application/x-www-form-urlencoded":
             raise BadRequestError("callback_content_type")
-        form = await request.post()
+        try:
+            form = await request.post()
+        except web.HTTPRequestEntityTooLarge as exc:  # a chunked body over the app's 64 KiB cap (T45)
+            raise BadRequestError("callback_body_too_large") from exc
         source = form
     else:
         source = request.query  # type: ignore[assignment]
@@ -126,15 +130,18 @@ async def _callback_params(request: web.Request) -> dict[str, str]:
     return params
 
 
-def _take_pending(rt: Runtime, pending: list[PendingLogin], state: str, provider: str) -> PendingLogin:
-    """Find the login this state belongs to; compare every entry in constant time."""
+async def _take_pending(rt: Runtime, pending: list[PendingLogin], state: str, provider: str) -> PendingLogin:
+    """Find the login this state belongs to (every entry compared in constant time) and spend it, once
+    across every replica."""
     match = None
     for entry in pending:
         if oidc.states_match(state, entry.state) and entry.provider == provider:
             match = entry
-    if match is None or rt.consumed_states.contains(match.state, rt.clock()):
+    if match is None:
         raise StateMismatchError("state_mismatch")
-    rt.consumed_states.add(match.state, match.created + rt.settings.session.login_timeout)
+    expires = match.created + rt.settings.session.login_timeout
+    if not await rt.store.spend("state:" + match.state, expires, rt.clock()):
+        raise StateMismatchError("state_mismatch")
     return match
 
 
@@ -151,7 +158,7 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         state = params.get("state", "")
         if not state:
             raise StateMismatchError("missing_state")
-        login = _take_pending(rt, pending, state, name)
+        login = await _take_pending(rt, pending, state, name)
     except GatewayError as exc:
         rt.metrics.logins_failed.labels(name, exc.reason).inc()
         raise
@@ -175,11 +182,19 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         failed = error_response(request, exc, retry_url=login_url(login.return_to))
         write_pending_logins(failed, rt, remaining)
         return failed
+    now = rt.clock()
+    provider_sid = claims.get("sid")
     session = Session.new(
-        identity, now=rt.clock(), lifetime=rt.settings.session.lifetime, idle_timeout=rt.settings.session.idle_timeout
+        identity,
+        now=now,
+        lifetime=rt.settings.session.lifetime,
+        idle_timeout=rt.settings.session.idle_timeout,
+        provider_sid=provider_sid if isinstance(provider_sid, str) and 0 < len(provider_sid) <= 255 else None,
+        refresh_token=tokens.refresh_token if provider.refresh_tokens else None,
+        refresh_at=oidc.refresh_deadline(now, tokens.expires_in) if provider.refresh_tokens else None,
     )
     response = redirect_to(login.return_to)
-    write_session(response, rt, session)
+    await write_session(response, rt, session)
     write_pending_logins(response, rt, remaining)
     rt.metrics.logins_completed.labels(name).inc()
     logs.event("login_completed", provider=name, sub=identity.sub, ssn=identity.get("ssn") or "")
@@ -188,7 +203,7 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
 
 async def handle_logout_page(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    session, _ = read_session(request, rt)
+    session = (await read_session(request, rt)).session
     if session is None:
         return pages.logged_out_page()
     return pages.logout_confirm_page()
@@ -198,11 +213,18 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     if not is_same_origin(request, rt.settings.public_url):
         raise CrossSiteRequestError("cross_site_logout")
-    session, _ = read_session(request, rt)
+    session = (await read_session(request, rt)).session
     target = "/_auth/logged-out"
     if session is not None:
-        rt.revoked_sessions.add(session.sid, session.expires)
+        now = rt.clock()
+        # The record is deleted before the answer: a copied cookie stops working at once (attacks.md T39).
+        await rt.store.end(session, now)
         rt.signer.forget(session.sid)
+        cause = "logout"
+        if request.query.get("everywhere") == "1":
+            await rt.store.end_for_subject(session.identity.idp, session.identity.sub, now)
+            cause = "logout_everywhere"
+        rt.metrics.sessions_ended.labels(cause).inc()
         client = rt.providers.get(session.identity.idp)
         if client is not None:
             try:
@@ -215,7 +237,7 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
                     "post_logout_redirect_uri": rt.settings.public_url + "/_auth/logged-out",
                 }
                 target = metadata.end_session_endpoint + "?" + urlencode(params, quote_via=quote)
-        logs.event("logout", provider=session.identity.idp, sub=session.identity.sub)
+        logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
     response = redirect_to(target, status=303)
     clear_session(response, rt)
     return response
@@ -227,7 +249,10 @@ async def handle_logged_out(_request: web.Request) -> web.StreamResponse:
 
 async def handle_userinfo(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    session, _ = read_session(request, rt)
-    if session is None:
+    current = await current_session(request, rt)
+    if current.session is None:
         raise AuthenticationError("unauthenticated")
-    return web.json_response(session.identity.to_json(), headers={"Cache-Control": "no-store"})
+    response = web.json_response(current.session.identity.to_json(), headers={"Cache-Control": "no-store"})
+    if current.set_cookie is not None:
+        current.set_cookie(response)
+    return response

@@ -11,12 +11,12 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from gateway import logs
+from gateway.flows.sessions import current_session
 from gateway.forward_auth import ForwardAuthError, OriginalRequest, original_request
 from gateway.policy import decide
 from gateway.protocol.paths import is_public
 from gateway.responses import redirect_to
 from gateway.runtime import RUNTIME, Runtime
-from gateway.session.cookies import read_session, write_session
 
 LOGIN_URL_HEADER = "X-Auth-Login-Url"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -58,9 +58,8 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
     if is_public(original.path, rt.settings.public_paths) and _is_own_origin(rt, original):
         rt.metrics.verify_decisions.labels("public").inc()
         return web.Response(status=200, headers=NO_STORE)
-    session, rejection = read_session(request, rt)
-    if rejection is not None:
-        rt.metrics.session_rejections.labels(rejection).inc()
+    current = await current_session(request, rt)
+    session = current.session
     if session is None:
         login = _login_url(rt, original)
         if original.mode == "traefik" and _is_browser_navigation(request, original):
@@ -78,9 +77,8 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
     for name, value in rt.identity_header_pairs(session.sid, session.identity):
         response.headers[name] = value
     response.headers[settings.assertion.header] = rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
-    now = rt.clock()
-    if session.needs_refresh(now):
+    if current.set_cookie is not None:
         # The proxy copies this Set-Cookie to the browser (see deploy/), so the idle timeout slides here too.
-        write_session(response, rt, session.touched(now))
+        current.set_cookie(response)
     rt.metrics.verify_decisions.labels("allowed").inc()
     return response

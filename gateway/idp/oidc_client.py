@@ -117,14 +117,13 @@ class OidcClient:
         await self.metadata()
         await self.refresh_keys(force=True)
 
-    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
-        """Signature with the provider's keys (one rate-limited refresh on an unknown kid), then claims."""
-        metadata = await self.metadata()
+    async def verify_signature(self, token: str) -> dict[str, Any]:
+        """The payload of a JWS signed by this provider (one rate-limited JWKS refresh on an unknown kid)."""
         if not self._keys:
             await self.refresh_keys(force=True)
         algorithms = self.settings.id_token_algorithms
         try:
-            claims = jws.verify(id_token, self._keys, algorithms=algorithms)
+            return jws.verify(token, self._keys, algorithms=algorithms)
         except jws.JoseError as exc:
             if exc.reason not in ("unknown_kid", "no_matching_key"):
                 raise TokenValidationError(exc.reason) from exc
@@ -135,9 +134,14 @@ class OidcClient:
             if not refreshed:
                 raise TokenValidationError(exc.reason) from exc
             try:
-                claims = jws.verify(id_token, self._keys, algorithms=algorithms)
+                return jws.verify(token, self._keys, algorithms=algorithms)
             except jws.JoseError as again:
                 raise TokenValidationError(again.reason) from again
+
+    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
+        """Signature with the provider's keys, then the claims (OIDC Core §3.1.3.7)."""
+        metadata = await self.metadata()
+        claims = await self.verify_signature(id_token)
         oidc.validate_id_token_claims(
             claims,
             issuer=metadata.issuer,
@@ -161,6 +165,14 @@ class OidcClient:
         if status is None:
             raise IdpUnavailableError("token_endpoint_unreachable")
         return oidc.parse_token_response(status, document)
+
+    async def refresh(self, refresh_token: str) -> oidc.RefreshedTokens:
+        metadata = await self.metadata()
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        status, document = await self.post_authenticated("token", metadata.token_endpoint, form)
+        if status is None:
+            raise IdpUnavailableError("token_endpoint_unreachable")
+        return oidc.parse_refresh_response(status, document)
 
     async def post_authenticated(self, endpoint: str, url: str, form: dict[str, str]) -> tuple[int | None, Any]:
         """POST a form with this client's authentication (a fresh assertion each time).

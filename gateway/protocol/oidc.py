@@ -233,6 +233,32 @@ def build_token_request(
 
 
 def parse_token_response(status: int, document: Any) -> TokenSet:
+    fields = _token_fields(status, document)
+    if fields.id_token is None:
+        raise TokenValidationError("missing_id_token")
+    return TokenSet(
+        id_token=fields.id_token,
+        access_token=fields.access_token,
+        refresh_token=fields.refresh_token,
+        expires_in=fields.expires_in,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshedTokens:
+    """A refresh-token grant's answer: the ID token is optional there (OIDC Core §12.2)."""
+
+    id_token: str | None
+    access_token: str | None
+    refresh_token: str | None
+    expires_in: int | None
+
+
+def parse_refresh_response(status: int, document: Any) -> RefreshedTokens:
+    return _token_fields(status, document)
+
+
+def _token_fields(status: int, document: Any) -> RefreshedTokens:
     if status != 200 or not isinstance(document, Mapping):
         error = document.get("error") if isinstance(document, Mapping) else None
         reason = (
@@ -242,18 +268,25 @@ def parse_token_response(status: int, document: Any) -> TokenSet:
         )
         raise TokenValidationError(str(reason)) if status < 500 else IdpUnavailableError("token_endpoint_error")
     id_token = document.get("id_token")
-    if not isinstance(id_token, str) or not id_token:
+    if id_token is not None and (not isinstance(id_token, str) or not id_token):
         raise TokenValidationError("missing_id_token")
     token_type = document.get("token_type")
     if token_type is not None and (not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop")):
         raise TokenValidationError("token_type")
     expires_in = document.get("expires_in")
-    return TokenSet(
+    return RefreshedTokens(
         id_token=id_token,
         access_token=document.get("access_token") if isinstance(document.get("access_token"), str) else None,
         refresh_token=document.get("refresh_token") if isinstance(document.get("refresh_token"), str) else None,
         expires_in=expires_in if isinstance(expires_in, int) and not isinstance(expires_in, bool) else None,
     )
+
+
+def refresh_deadline(now: float, expires_in: int | None) -> float | None:
+    """When to refresh: a quarter of the token's life (at most a minute) before it expires."""
+    if expires_in is None or expires_in <= 0:
+        return None
+    return now + expires_in - min(60.0, expires_in / 4)
 
 
 def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:

@@ -1,55 +1,57 @@
 """Session and login cookies (web layer): read them from a request, write them on a response.
 
-A cookie that fails to unseal is treated as absent and cleared; it never yields partial identity.
+A cookie the store refuses is treated as absent and cleared; it never yields partial identity. A store
+that cannot answer raises StoreUnavailableError (503): never "no session", never "logged in".
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from aiohttp import web
 
 from gateway.runtime import Runtime
 from gateway.session.codec import SealError
 from gateway.session.model import PendingLogin, Session
+from gateway.session.store import NO_COOKIE, Loaded
 
-SESSION_PURPOSE = "session"
 LOGIN_PURPOSE = "login"
 
 
-def read_session(request: web.Request, rt: Runtime) -> tuple[Session | None, str | None]:
-    """Return (session, rejection reason). Reason is None when there simply was no cookie."""
+async def read_session(request: web.Request, rt: Runtime) -> Loaded:
+    """The request's session, or why its cookie was refused; StoreUnavailableError if the store is down."""
     value = request.cookies.get(rt.session_cookie)
     if not value:
-        return None, None
+        return NO_COOKIE
+    loaded = await rt.store.load(value, rt.clock())
+    if loaded.rejection is not None:
+        rt.metrics.session_rejections.labels(loaded.rejection).inc()
+    return loaded
+
+
+async def issue_session(rt: Runtime, session: Session) -> Callable[[web.StreamResponse], None]:
+    """Store the session now; returns what sets its cookie on the response (callable before prepare)."""
     now = rt.clock()
-    session = rt.unsealed_sessions.get(value)
-    if not isinstance(session, Session):
-        try:
-            session = Session.from_payload(rt.keyring.unseal(value, purpose=SESSION_PURPOSE, now=now))
-        except SealError as exc:
-            return None, exc.reason
-        except ValueError:
-            return None, "malformed"
-        rt.unsealed_sessions.put(value, session)
-    # Checked on every request, cached or not: the cookie's own expiry is min(absolute, idle).
-    if not session.is_valid(now):
-        return None, "expired"
-    if rt.revoked_sessions.contains(session.sid, now):
-        return None, "logged_out"
-    return session, None
+    value = await rt.store.save(session, now)
+    max_age = rt.store.cookie_max_age(session, now)
+
+    def set_cookie(response: web.StreamResponse) -> None:
+        response.set_cookie(
+            rt.session_cookie,
+            value,
+            path="/",
+            domain=rt.settings.session.cookie_domain,
+            httponly=True,
+            secure=rt.settings.secure_cookies,
+            samesite="Lax",
+            max_age=max_age,
+        )
+
+    return set_cookie
 
 
-def write_session(response: web.StreamResponse, rt: Runtime, session: Session) -> None:
-    value = rt.keyring.seal(session.to_payload(), purpose=SESSION_PURPOSE)
-    response.set_cookie(
-        rt.session_cookie,
-        value,
-        path="/",
-        domain=rt.settings.session.cookie_domain,
-        httponly=True,
-        secure=rt.settings.secure_cookies,
-        samesite="Lax",
-        max_age=max(1, int(session.cookie_expiry() - rt.clock())),
-    )
+async def write_session(response: web.StreamResponse, rt: Runtime, session: Session) -> None:
+    (await issue_session(rt, session))(response)
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:

@@ -22,9 +22,26 @@ class Session:
     last_seen: float
     expires: float  # absolute end: created + lifetime
     idle_timeout: float
+    # The provider's own session id (ID token "sid"), for OpenID back-channel logout.
+    provider_sid: str | None = None
+    # Refresh grant, for providers that issue one: refreshed from ``refresh_at`` on.
+    refresh_token: str | None = None
+    refresh_at: float | None = None
+    # The store's handle for this session (the Redis store's cookie value); never serialised.
+    handle: str | None = None
 
     @classmethod
-    def new(cls, identity: Identity, *, now: float, lifetime: float, idle_timeout: float) -> Session:
+    def new(
+        cls,
+        identity: Identity,
+        *,
+        now: float,
+        lifetime: float,
+        idle_timeout: float,
+        provider_sid: str | None = None,
+        refresh_token: str | None = None,
+        refresh_at: float | None = None,
+    ) -> Session:
         return cls(
             sid=secrets.token_urlsafe(16),
             identity=identity,
@@ -32,6 +49,9 @@ class Session:
             last_seen=now,
             expires=now + lifetime,
             idle_timeout=idle_timeout,
+            provider_sid=provider_sid,
+            refresh_token=refresh_token if refresh_at is not None else None,
+            refresh_at=refresh_at if refresh_token is not None else None,
         )
 
     def is_valid(self, now: float) -> bool:
@@ -43,6 +63,15 @@ class Session:
 
     def touched(self, now: float) -> Session:
         return replace(self, last_seen=now)
+
+    def refresh_due(self, now: float) -> bool:
+        return self.refresh_at is not None and now >= self.refresh_at
+
+    def refreshed(self, *, refresh_token: str, refresh_at: float | None) -> Session:
+        """After a refresh grant; without a new expiry there is nothing left to refresh for."""
+        if refresh_at is None:
+            return replace(self, refresh_token=None, refresh_at=None)
+        return replace(self, refresh_token=refresh_token, refresh_at=refresh_at)
 
     def cookie_expiry(self) -> float:
         return min(self.expires, self.last_seen + self.idle_timeout)
@@ -56,6 +85,12 @@ class Session:
             "x": self.expires,
             "i": self.idle_timeout,
             "exp": self.cookie_expiry(),
+            **({"os": self.provider_sid} if self.provider_sid is not None else {}),
+            **(
+                {"rt": self.refresh_token, "ra": self.refresh_at}
+                if self.refresh_token is not None and self.refresh_at is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -71,6 +106,14 @@ class Session:
             or not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers)
         ):
             raise ValueError("malformed session payload")
+        provider_sid, refresh_token, refresh_at = payload.get("os"), payload.get("rt"), payload.get("ra")
+        if (
+            (provider_sid is not None and not isinstance(provider_sid, str))
+            or (refresh_token is None) != (refresh_at is None)
+            or (refresh_token is not None and not isinstance(refresh_token, str))
+            or (refresh_at is not None and (isinstance(refresh_at, bool) or not isinstance(refresh_at, (int, float))))
+        ):
+            raise ValueError("malformed session payload")
         c, last, x, i = (float(n) for n in numbers)  # type: ignore[arg-type]
         return cls(
             sid=payload["sid"],
@@ -79,6 +122,9 @@ class Session:
             last_seen=last,
             expires=x,
             idle_timeout=i,
+            provider_sid=provider_sid,
+            refresh_token=refresh_token,
+            refresh_at=float(refresh_at) if refresh_at is not None else None,
         )
 
 

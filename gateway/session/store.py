@@ -1,0 +1,212 @@
+"""Where sessions live: the seam between the handlers and a session store.
+
+Two stores keep one contract (tests/store/ runs the same suite against both):
+
+* ``CookieStore`` (default): the whole session, sealed, is the cookie. Nothing is shared between
+  processes, so logout, "log out everywhere" and back-channel logout are remembered by the process that
+  received them only.
+* ``RedisStore`` (``session.store: redis://...``, in ``redis_store.py``): the cookie holds a random id and a
+  per-session key; every replica sees every logout at once.
+
+Every store also keeps single-use markers (OIDC states, finished headless transactions, logout token
+``jti``s) and short locks (one refresh per session), so that a step can be served by any replica.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.errors import GatewayError
+from gateway.session.codec import Keyring, SealError
+from gateway.session.model import Session
+
+SESSION_PURPOSE = "session"
+
+
+class StoreUnavailableError(GatewayError):
+    """The shared store did not answer: fail closed (never treat it as "no session" or as "logged in")."""
+
+    status = 503
+    code = "session_store_unavailable"
+    public_message = "Sign-in is unavailable for a moment. Please try again shortly."
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    session: Session | None
+    rejection: str | None = None  # why a presented cookie was refused (a metric label)
+    reissue: bool = False  # the cookie itself must be rewritten (sliding expiry of the cookie store)
+
+
+NO_COOKIE = Loaded(None)
+
+
+class SessionStore(Protocol):
+    name: str
+
+    async def load(self, cookie: str, now: float) -> Loaded: ...
+
+    async def save(self, session: Session, now: float) -> str:
+        """Create or overwrite the session; returns the cookie value to set."""
+        ...
+
+    def cookie_max_age(self, session: Session, now: float) -> int: ...
+
+    async def end(self, session: Session, now: float) -> None: ...
+
+    async def end_for_subject(self, provider: str, sub: str, now: float) -> int:
+        """End every session of one person at one provider (log out everywhere, back-channel by sub)."""
+        ...
+
+    async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
+        """End the sessions made from one provider session (back-channel logout by sid)."""
+        ...
+
+    async def is_spent(self, marker: str, now: float) -> bool: ...
+
+    async def spend(self, marker: str, expires: float, now: float) -> bool:
+        """Mark a single-use value spent; True only for the first caller, across every replica."""
+        ...
+
+    async def lock(self, name: str, ttl: float) -> str | None:
+        """A short exclusive lock; returns a token to release it with, or None if someone holds it."""
+        ...
+
+    async def unlock(self, name: str, token: str) -> None: ...
+
+    async def healthy(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ExpiringSet:
+    """Bounded set of one-time values (consumed states, revoked session ids) that forget on expiry."""
+
+    def __init__(self, max_size: int = 100_000) -> None:
+        self._items: OrderedDict[str, float] = OrderedDict()
+        self._max = max_size
+
+    def add(self, item: str, expires: float) -> None:
+        self._items[item] = expires
+        self._items.move_to_end(item)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    def add_if_absent(self, item: str, expires: float, now: float) -> bool:
+        if self.contains(item, now):
+            return False
+        self.add(item, expires)
+        return True
+
+    def contains(self, item: str, now: float) -> bool:
+        expires = self._items.get(item)
+        return expires is not None and expires > now
+
+    def get(self, item: str, now: float) -> float | None:
+        expires = self._items.get(item)
+        return expires if expires is not None and expires > now else None
+
+    def discard(self, item: str) -> None:
+        self._items.pop(item, None)
+
+
+class BoundedCache(dict[str, object]):
+    """A dict that empties itself when full: cheaper per hit than an LRU, and a miss only costs a recompute."""
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        super().__init__()
+        self.max_size = max_size
+
+    def put(self, key: str, value: object) -> None:
+        if len(self) >= self.max_size:
+            self.clear()
+        self[key] = value
+
+
+class CookieStore:
+    """The session is the sealed cookie; revocations are remembered in this process only."""
+
+    name = "cookie"
+
+    def __init__(self, keyring: Keyring, *, lifetime: float, clock: Callable[[], float]) -> None:
+        self._keyring = keyring
+        self._lifetime = lifetime
+        self._clock = clock
+        self._unsealed = BoundedCache()
+        self._revoked = ExpiringSet()
+        self._spent = ExpiringSet()
+        self._locks = ExpiringSet(10_000)
+        # (provider, sub) and (provider, provider sid) -> when they were logged out; a session made
+        # at or before that moment is refused. The stored float is the expiry, so keep the moment apart.
+        self._ended_subjects: dict[str, float] = {}
+        self._ended_provider_sessions = ExpiringSet()
+
+    async def load(self, cookie: str, now: float) -> Loaded:
+        session = self._unsealed.get(cookie)
+        if not isinstance(session, Session):
+            try:
+                session = Session.from_payload(self._keyring.unseal(cookie, purpose=SESSION_PURPOSE, now=now))
+            except SealError as exc:
+                return Loaded(None, exc.reason)
+            except ValueError:
+                return Loaded(None, "malformed")
+            self._unsealed.put(cookie, session)
+        # Checked on every request, cached or not: the cookie's own expiry is min(absolute, idle).
+        if not session.is_valid(now):
+            return Loaded(None, "expired")
+        if self._revoked.contains(session.sid, now) or self._ended(session, now):
+            return Loaded(None, "logged_out")
+        return Loaded(session, reissue=session.needs_refresh(now))
+
+    def _ended(self, session: Session, now: float) -> bool:
+        ended_at = self._ended_subjects.get(_subject(session.identity.idp, session.identity.sub))
+        if ended_at is not None and session.created <= ended_at:
+            return True
+        return session.provider_sid is not None and self._ended_provider_sessions.contains(
+            _subject(session.identity.idp, session.provider_sid), now
+        )
+
+    async def save(self, session: Session, now: float) -> str:
+        return self._keyring.seal(session.touched(now).to_payload(), purpose=SESSION_PURPOSE)
+
+    def cookie_max_age(self, session: Session, now: float) -> int:
+        return max(1, int(session.touched(now).cookie_expiry() - now))
+
+    async def end(self, session: Session, now: float) -> None:
+        self._revoked.add(session.sid, session.expires)
+
+    async def end_for_subject(self, provider: str, sub: str, now: float) -> int:
+        if len(self._ended_subjects) > 100_000:
+            self._ended_subjects = {k: t for k, t in self._ended_subjects.items() if t + self._lifetime > now}
+        self._ended_subjects[_subject(provider, sub)] = now
+        return 0  # unknown: the sessions are cookies in browsers; they are refused when they come back
+
+    async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
+        self._ended_provider_sessions.add(_subject(provider, provider_sid), now + self._lifetime)
+        return 0
+
+    async def is_spent(self, marker: str, now: float) -> bool:
+        return self._spent.contains(marker, now)
+
+    async def spend(self, marker: str, expires: float, now: float) -> bool:
+        return self._spent.add_if_absent(marker, expires, now)
+
+    async def lock(self, name: str, ttl: float) -> str | None:
+        now = self._clock()
+        return name if self._locks.add_if_absent(name, now + ttl, now) else None
+
+    async def unlock(self, name: str, token: str) -> None:
+        self._locks.discard(name)
+
+    async def healthy(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+def _subject(provider: str, value: str) -> str:
+    return provider + "\0" + value
