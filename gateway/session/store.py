@@ -139,10 +139,10 @@ class CookieStore:
         self._revoked = ExpiringSet()
         self._spent = ExpiringSet()
         self._locks = ExpiringSet(10_000)
-        # (provider, sub) and (provider, provider sid) -> when they were logged out; a session made
-        # at or before that moment is refused. The stored float is the expiry, so keep the moment apart.
-        self._ended_subjects: dict[str, float] = {}
-        self._ended_provider_sessions = ExpiringSet()
+        # "u" + provider + sub and "o" + provider + provider sid -> the moment they were logged out. A
+        # session made at or before that moment is refused; a later login (even with the same provider
+        # sid, if the provider kept its session) is not.
+        self._ended_at: dict[str, float] = {}
 
     async def load(self, cookie: str, now: float) -> Loaded:
         session = self._unsealed.get(cookie)
@@ -157,17 +157,24 @@ class CookieStore:
         # Checked on every request, cached or not: the cookie's own expiry is min(absolute, idle).
         if not session.is_valid(now):
             return Loaded(None, "expired")
-        if self._revoked.contains(session.sid, now) or self._ended(session, now):
+        if self._revoked.contains(session.sid, now) or self._ended(session):
             return Loaded(None, "logged_out")
         return Loaded(session, reissue=session.needs_refresh(now))
 
-    def _ended(self, session: Session, now: float) -> bool:
-        ended_at = self._ended_subjects.get(_subject(session.identity.idp, session.identity.sub))
-        if ended_at is not None and session.created <= ended_at:
-            return True
-        return session.provider_sid is not None and self._ended_provider_sessions.contains(
-            _subject(session.identity.idp, session.provider_sid), now
-        )
+    def _ended(self, session: Session) -> bool:
+        keys = [_subject("u", session.identity.idp, session.identity.sub)]
+        if session.provider_sid is not None:
+            keys.append(_subject("o", session.identity.idp, session.provider_sid))
+        for key in keys:
+            ended_at = self._ended_at.get(key)
+            if ended_at is not None and session.created <= ended_at:
+                return True
+        return False
+
+    def _end_at(self, key: str, now: float) -> None:
+        if len(self._ended_at) >= 100_000:
+            self._ended_at = {k: t for k, t in self._ended_at.items() if t + self._lifetime > now}
+        self._ended_at[key] = now
 
     async def save(self, session: Session, now: float) -> str:
         return self._keyring.seal(session.touched(now).to_payload(), purpose=SESSION_PURPOSE)
@@ -179,13 +186,11 @@ class CookieStore:
         self._revoked.add(session.sid, session.expires)
 
     async def end_for_subject(self, provider: str, sub: str, now: float) -> int:
-        if len(self._ended_subjects) > 100_000:
-            self._ended_subjects = {k: t for k, t in self._ended_subjects.items() if t + self._lifetime > now}
-        self._ended_subjects[_subject(provider, sub)] = now
+        self._end_at(_subject("u", provider, sub), now)
         return 0  # unknown: the sessions are cookies in browsers; they are refused when they come back
 
     async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
-        self._ended_provider_sessions.add(_subject(provider, provider_sid), now + self._lifetime)
+        self._end_at(_subject("o", provider, provider_sid), now)
         return 0
 
     async def is_spent(self, marker: str, now: float) -> bool:
@@ -208,5 +213,5 @@ class CookieStore:
         return None
 
 
-def _subject(provider: str, value: str) -> str:
-    return provider + "\0" + value
+def _subject(kind: str, provider: str, value: str) -> str:
+    return f"{kind}\0{provider}\0{value}"

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 import urllib.error
@@ -179,7 +180,17 @@ def _running_op(node: str, settings: dict[str, str], issuer: str, log_file: Path
         return "\n".join(text.splitlines()[-40:])
 
     environ = {**os.environ, "OP_MAX_SECONDS": str(OP_MAX_SECONDS), **settings}
-    for name in ("OP_ACCOUNT_CLAIMS", "OP_CIBA", "OP_CIBA_INTERVAL", "OP_CIBA_EXPIRES_IN"):
+    for name in (
+        "OP_ACCOUNT_CLAIMS",
+        "OP_CIBA",
+        "OP_CIBA_INTERVAL",
+        "OP_CIBA_EXPIRES_IN",
+        "OP_BACKCHANNEL",
+        "OP_BACKCHANNEL_URI",
+        "OP_REFRESH",
+        "OP_REFRESH_ROTATE",
+        "OP_ACCESS_TOKEN_TTL",
+    ):
         if name not in settings:
             environ.pop(name, None)  # the tests expect the default account and only what they ask for
     with log_file.open("wb") as log:
@@ -281,3 +292,166 @@ def ciba_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CibaProv
 def short_lived_ciba_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CibaProvider]:
     """A second CIBA OP whose requests expire after CIBA_SHORT_EXPIRES_IN seconds, for the expiry tests."""
     yield from _ciba_op(tmp_path_factory, expires_in=CIBA_SHORT_EXPIRES_IN)
+
+
+# --- OPs with back-channel logout and refresh tokens, and a Redis server for the session store -----------------
+
+
+@dataclass(frozen=True)
+class ControlledOpenIDProvider(OpenIDProvider):
+    """A redirect-flow OP with tests/op/server.js's control endpoints (OP_BACKCHANNEL=1 and/or OP_REFRESH=1).
+
+    Its own process, with its own gateway port: only the client metadata differs from ``oidc_provider``.
+    """
+
+    #: Lifetime of its access tokens (the token responses' expires_in), seconds.
+    access_token_ttl: int = 600
+    #: Whether every refresh_token grant rotates the refresh token.
+    refresh_rotate: bool = False
+
+    @property
+    def backchannel_logout_url(self) -> str:
+        """The gateway's back-channel logout endpoint, registered as the clients' backchannel_logout_uri."""
+        return f"{self.gateway_url}/_auth/backchannel-logout/{self.provider_name}"
+
+    async def _control(self, method: str, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
+            http.request(method, f"{self.issuer}{path}", params=params) as response,
+        ):
+            return response.status, await response.json(content_type=None)
+
+    async def counters(self) -> dict[str, Any]:
+        """GET /_test/counters.
+
+        ``token_requests``: grant_type -> count (answered or refused). ``logins``: every authorization_code
+        grant (account_id, client_id, sid, grant_id, refresh_token_issued, expires_in). ``refresh``: every
+        refresh_token grant (at, account_id, grant_id, status, error, error_description, error_detail,
+        rotated). ``backchannel``: every logout token delivery (at, client_id, account_id, sid, ok, error).
+        """
+        status, body = await self._control("GET", "/_test/counters")
+        assert status == 200, f"GET /_test/counters: {status} {body}"
+        assert isinstance(body, dict)
+        return body
+
+    async def revoke_grants(self, account_id: str) -> list[str]:
+        """Destroy every grant of ``account_id`` with its tokens (OP_REFRESH=1); returns the grant ids."""
+        status, body = await self._control("POST", "/_test/revoke-grants", {"account_id": account_id})
+        assert status == 200, f"POST /_test/revoke-grants: {status} {body}"
+        return list(body["revoked_grants"])
+
+    async def logout_token(self, sub: str, sid: str | None = None) -> dict[str, str]:
+        """A logout token signed by the OP for ``sub`` (default sid: that of sub's newest login), not sent."""
+        params = {"sub": sub, **({"sid": sid} if sid is not None else {})}
+        status, body = await self._control("POST", "/_test/logout-token", params)
+        assert status == 200, f"POST /_test/logout-token: {status} {body}"
+        assert isinstance(body, dict)
+        return body
+
+
+def _controlled_op(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *, backchannel: bool, refresh: bool, access_token_ttl: int
+) -> Iterator[ControlledOpenIDProvider]:
+    node = _require_node()
+    workdir = tmp_path_factory.mktemp(name)
+    port = free_port()
+    gateway_port = free_port()
+    while gateway_port == port:
+        gateway_port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    client_secrets = {"gw-basic": secrets.token_urlsafe(32), "gw-post": secrets.token_urlsafe(32)}
+    provider = ControlledOpenIDProvider(
+        issuer=issuer,
+        gateway_port=gateway_port,
+        client_secrets=client_secrets,
+        client_key_files={},
+        client_key_ids={},
+        log_file=workdir / "op.log",
+        access_token_ttl=access_token_ttl,
+        refresh_rotate=refresh,
+    )
+    settings = {
+        "OP_HOST": "127.0.0.1",
+        "OP_PORT": str(port),
+        "OP_ISSUER": issuer,
+        "REDIRECT_URIS": provider.callback_url,
+        "POST_LOGOUT_REDIRECT_URIS": f"{provider.gateway_url}/_auth/logged-out",
+        "OP_CLIENT_SECRET_BASIC": client_secrets["gw-basic"],
+        "OP_CLIENT_SECRET_POST": client_secrets["gw-post"],
+        "OP_ACCESS_TOKEN_TTL": str(access_token_ttl),
+    }
+    if backchannel:
+        settings |= {"OP_BACKCHANNEL": "1", "OP_BACKCHANNEL_URI": provider.backchannel_logout_url}
+    if refresh:
+        settings |= {"OP_REFRESH": "1", "OP_REFRESH_ROTATE": "1"}
+    with _running_op(node, settings, issuer, provider.log_file):
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def backchannel_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlledOpenIDProvider]:
+    """An OP whose clients registered the gateway's back-channel logout endpoint (ID tokens carry sid)."""
+    yield from _controlled_op(
+        tmp_path_factory, "oidc-provider-backchannel", backchannel=True, refresh=False, access_token_ttl=600
+    )
+
+
+#: Lifetime of the access tokens of ``refresh_provider``, seconds.
+REFRESH_ACCESS_TOKEN_TTL = 3
+
+
+@pytest.fixture(scope="session")
+def refresh_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlledOpenIDProvider]:
+    """An OP that issues refresh tokens (rotated on every use) and access tokens of REFRESH_ACCESS_TOKEN_TTL s."""
+    yield from _controlled_op(
+        tmp_path_factory,
+        "oidc-provider-refresh",
+        backchannel=False,
+        refresh=True,
+        access_token_ttl=REFRESH_ACCESS_TOKEN_TTL,
+    )
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh redis-server of its own on a free loopback port, no persistence; its URL (database 0)."""
+    if not Path(REDIS_SERVER).is_file():
+        pytest.fail(f"{REDIS_SERVER} is missing; the Redis session store tests need redis-server")
+    port = free_port()
+    log_file = tmp_path / "redis.log"
+    with log_file.open("wb") as log:
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+        process = subprocess.Popen(
+            [REDIS_SERVER, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _redis_answers(port):
+            if process.poll() is not None:
+                pytest.fail(f"redis-server exited with code {process.returncode}:\n{log_file.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not answer PING within {READY_TIMEOUT:.0f}s")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

@@ -29,6 +29,13 @@
 //                              oidc-provider has no such setting and never sends one, so clients fall back to
 //                              CIBA's default of 5 s (Core 1.0 section 7.3); this adds it. Unset: none is sent.
 //   OP_CIBA_EXPIRES_IN         lifetime of a CIBA request in seconds (default 600, the library's default)
+//   OP_BACKCHANNEL             1 enables OpenID Connect Back-Channel Logout 1.0 for the redirect clients (see below)
+//   OP_BACKCHANNEL_URI         backchannel_logout_uri of every redirect client (required with OP_BACKCHANNEL=1;
+//                              loopback http(s) URL, e.g. http://127.0.0.1:GWPORT/_auth/backchannel-logout/op)
+//   OP_REFRESH                 1: the redirect clients may use (and always get) refresh tokens (see below)
+//   OP_REFRESH_ROTATE          1: every refresh_token grant rotates the refresh token (default: the library's
+//                              policy, which for these confidential clients means no rotation in a test's time)
+//   OP_ACCESS_TOKEN_TTL        access token lifetime in seconds, the token responses' expires_in (default 600)
 //
 // Every client uses the authorization code flow with PKCE (required) and may ask for response_mode query
 // or form_post. gw-pkjwt-es also gets its ID tokens signed with ES256; the others get RS256.
@@ -44,6 +51,31 @@
 //   GET  /_test/ciba                          every request so far with its token polls, and counters (JSON)
 //   POST /_test/ciba/approve[?auth_req_id=ID] the user approves (default: the newest pending request)
 //   POST /_test/ciba/deny[?auth_req_id=ID]    the user declines: the next poll answers access_denied
+//
+// Back-channel logout (OP_BACKCHANNEL=1): every redirect client registers OP_BACKCHANNEL_URI as its
+// backchannel_logout_uri with backchannel_logout_session_required, so its ID tokens carry "sid" and its logout
+// tokens carry "sid" and "sub". Signing out at the OP (GET /session/end, then its form with logout=yes) POSTs a
+// logout token to that URI before the OP answers the confirmation (oidc-provider awaits the delivery; a refusal
+// is only logged and recorded, the user is signed out anyway). oidc-provider refuses outgoing requests to
+// special-use addresses (loopback included); for OP_BACKCHANNEL_URI's origin only, that check is lifted.
+//
+// Refresh tokens (OP_REFRESH=1): the redirect clients get the refresh_token grant type and every token response
+// to them carries a refresh token (issueRefreshToken: no offline_access needed, so the token ends with the OP
+// session). With OP_REFRESH_ROTATE=1 each refresh answers with a new refresh token and consumes the old one; using
+// a consumed one again is invalid_grant and revokes the whole grant (the library's reuse detection).
+//
+// Test-only control endpoints of OP_BACKCHANNEL=1 and OP_REFRESH=1 (loopback only, like the OP):
+//   GET  /_test/counters                         JSON: token requests per grant type, every authorization_code
+//                                                grant (logins: account, client, sid, grant), every refresh_token
+//                                                grant (status, error, detail, rotated) and every logout token
+//                                                delivery (backchannel: account, client, sid, ok, error)
+//   POST /_test/revoke-grants?account_id=SUB     (OP_REFRESH=1) destroys every grant the OP issued tokens for to
+//                                                SUB, with its refresh and access tokens: the next refresh is
+//                                                invalid_grant
+//   POST /_test/logout-token?sub=SUB[&sid=SID][&client_id=ID]
+//                                                (OP_BACKCHANNEL=1) signs a logout token as the OP would send it,
+//                                                without sending it. sid defaults to the one of SUB's newest login,
+//                                                client_id to that login's client.
 //
 // On start it prints one line "OP READY <issuer>" on stdout.
 
@@ -89,6 +121,31 @@ const cibaSecret = env('OP_CIBA_CLIENT_SECRET', '');
 if (cibaEnabled && cibaSecret.length < 32) fail('OP_CIBA_CLIENT_SECRET must hold at least 32 characters');
 const cibaInterval = env('OP_CIBA_INTERVAL', '') ? wholeSeconds('OP_CIBA_INTERVAL', 1, 60) : undefined;
 const cibaExpiresIn = env('OP_CIBA_EXPIRES_IN', '') ? wholeSeconds('OP_CIBA_EXPIRES_IN', 1, 3600) : 600;
+const flag = (name) => {
+  if (!['', '0', '1'].includes(env(name, ''))) fail(`${name} must be 1 (on) or 0 (off)`);
+  return env(name, '') === '1';
+};
+const backchannelEnabled = flag('OP_BACKCHANNEL');
+const refreshEnabled = flag('OP_REFRESH');
+const refreshRotate = flag('OP_REFRESH_ROTATE');
+const accessTokenTtl = env('OP_ACCESS_TOKEN_TTL', '') ? wholeSeconds('OP_ACCESS_TOKEN_TTL', 1, 86400) : 600;
+let backchannelUri;
+if (backchannelEnabled) {
+  if (redirectUris.length === 0) fail('OP_BACKCHANNEL=1 needs REDIRECT_URIS: back-channel logout is for those clients');
+  try {
+    backchannelUri = new URL(env('OP_BACKCHANNEL_URI', ''));
+  } catch {
+    fail('OP_BACKCHANNEL=1 needs OP_BACKCHANNEL_URI, an absolute http(s) URL');
+  }
+  const bcHost = backchannelUri.hostname.replace(/^\[|\]$/g, '');
+  if (!['http:', 'https:'].includes(backchannelUri.protocol) || backchannelUri.hash
+    || !(bcHost === 'localhost' || bcHost === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bcHost))) {
+    fail('OP_BACKCHANNEL_URI must be a loopback http(s) URL without fragment');
+  }
+} else if (env('OP_BACKCHANNEL_URI', '')) {
+  fail('OP_BACKCHANNEL_URI is set but OP_BACKCHANNEL is not 1');
+}
+if (refreshRotate && !refreshEnabled) fail('OP_REFRESH_ROTATE=1 needs OP_REFRESH=1');
 
 const DEFAULT_ACCOUNT_CLAIMS = {
   ssn: '196802020575',
@@ -130,9 +187,12 @@ const common = {
   redirect_uris: redirectUris,
   response_types: ['code'],
   response_modes: ['query', 'form_post'],
-  grant_types: ['authorization_code'],
+  grant_types: refreshEnabled ? ['authorization_code', 'refresh_token'] : ['authorization_code'],
   application_type: 'web',
   ...(postLogoutRedirectUris.length ? { post_logout_redirect_uris: postLogoutRedirectUris } : {}),
+  ...(backchannelEnabled
+    ? { backchannel_logout_uri: backchannelUri.href, backchannel_logout_session_required: true }
+    : {}),
 };
 
 const clients = redirectUris.length ? [
@@ -246,10 +306,30 @@ const configuration = {
     userinfo: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     ...(cibaEnabled ? { ciba: cibaFeature } : {}),
+    ...(backchannelEnabled ? { backchannelLogout: { enabled: true } } : {}),
   },
+  ...(refreshEnabled ? {
+    // Every token response to a client allowed the refresh_token grant carries a refresh token, without the
+    // offline_access scope (and its consent prompt); such a refresh token ends with the OP session.
+    async issueRefreshToken(_ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    ...(refreshRotate ? { rotateRefreshToken: true } : {}),
+  } : {}),
+  ...(backchannelEnabled ? {
+    // oidc-provider's outgoing requests refuse special-use addresses, loopback included. The logout tokens go to
+    // the gateway on loopback: lift that for OP_BACKCHANNEL_URI's origin, and only for it.
+    fetch(url, options) {
+      if (new URL(url).origin === backchannelUri.origin) {
+        const { dispatcher: _ssrfGuard, ...rest } = options;
+        return globalThis.fetch(url, rest);
+      }
+      return globalThis.fetch(url, options);
+    },
+  } : {}),
   pkce: { required: () => true },
   ttl: {
-    AccessToken: 600,
+    AccessToken: accessTokenTtl,
     AuthorizationCode: 60,
     IdToken: 600,
     Interaction: 600,
@@ -284,7 +364,7 @@ try {
 // Log what the tests need to debug a failed login: every error the provider reports.
 for (const event of [
   'authorization.error', 'grant.error', 'userinfo.error', 'end_session.error', 'server_error',
-  'backchannel_authentication.error',
+  'backchannel_authentication.error', ...(backchannelEnabled ? ['backchannel.error'] : []),
 ]) {
   provider.on(event, (_ctx, err) => {
     // authorization_pending is the normal answer to a CIBA poll, not worth a line each time.
@@ -363,11 +443,146 @@ if (cibaEnabled) {
   });
 }
 
+// What GET /_test/counters reports (OP_BACKCHANNEL=1 or OP_REFRESH=1).
+const counters = {
+  access_token_ttl: accessTokenTtl,
+  refresh_rotate: refreshRotate,
+  // Token endpoint requests per grant_type, answered or refused.
+  token_requests: {},
+  // Successful authorization_code grants, oldest first: who logged in, and the sid in the ID token.
+  logins: [],
+  // Every refresh_token grant request, oldest first.
+  refresh: [],
+  // Every logout token delivery to a backchannel_logout_uri, oldest first.
+  backchannel: [],
+};
+
+const CONTROL_PATHS = new Set(['/_test/counters', '/_test/revoke-grants', '/_test/logout-token']);
+
+async function sessionControl(ctx) {
+  ctx.type = 'json';
+  const notFound = (description) => {
+    ctx.status = 404;
+    ctx.body = { error: 'not_found', ...(description ? { error_description: description } : {}) };
+  };
+  if (ctx.method === 'GET' && ctx.path === '/_test/counters') {
+    ctx.body = counters;
+  } else if (ctx.method === 'POST' && ctx.path === '/_test/revoke-grants' && refreshEnabled) {
+    const accountId = ctx.query.account_id;
+    if (!accountId) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'account_id is required' };
+      return;
+    }
+    const grantIds = [...new Set([...counters.logins, ...counters.refresh]
+      .filter((e) => e.account_id === accountId && e.grant_id).map((e) => e.grant_id))];
+    for (const grantId of grantIds) {
+      await Promise.all([
+        provider.AccessToken.revokeByGrantId(grantId),
+        provider.RefreshToken.revokeByGrantId(grantId),
+        provider.AuthorizationCode.revokeByGrantId(grantId),
+        provider.Grant.adapter.destroy(grantId),
+      ]);
+    }
+    console.log(`test: revoked ${grantIds.length} grant(s) of ${accountId}`);
+    ctx.body = { account_id: accountId, revoked_grants: grantIds };
+  } else if (ctx.method === 'POST' && ctx.path === '/_test/logout-token' && backchannelEnabled) {
+    const { sub } = ctx.query;
+    if (!sub) {
+      ctx.status = 400;
+      ctx.body = { error: 'invalid_request', error_description: 'sub is required' };
+      return;
+    }
+    const login = [...counters.logins].reverse().find((e) => e.account_id === sub);
+    const sid = ctx.query.sid ?? login?.sid;
+    const clientId = ctx.query.client_id ?? login?.client_id;
+    const client = clientId ? await provider.Client.find(clientId) : undefined;
+    if (!client || !sid) {
+      notFound('no such client, or no login of sub to take sid/client_id from');
+      return;
+    }
+    // As oidc-provider's Client#backchannelLogout builds it.
+    const logoutToken = new provider.IdToken({ sub }, { client, ctx: undefined });
+    logoutToken.mask = { sub: null };
+    logoutToken.set('events', { 'http://schemas.openid.net/event/backchannel-logout': {} });
+    logoutToken.set('jti', randomBytes(16).toString('base64url'));
+    logoutToken.set('sid', sid);
+    ctx.body = { logout_token: await logoutToken.issue({ use: 'logout' }), sub, sid, client_id: client.clientId };
+  } else {
+    notFound();
+  }
+}
+
+if (backchannelEnabled || refreshEnabled) {
+  provider.on('grant.error', (ctx, err) => {
+    ctx.state.testGrantError = err;
+  });
+  if (backchannelEnabled) {
+    const delivered = (ok) => (...args) => {
+      const [err, client, accountId, sid] = ok ? [null, ...args.slice(1)] : args.slice(1);
+      counters.backchannel.push({
+        at: Date.now() / 1000,
+        client_id: client.clientId,
+        account_id: accountId,
+        sid,
+        ok,
+        error: err ? err.message : null,
+      });
+      console.log(`backchannel: logout token for ${accountId} to ${client.clientId}: ${ok ? 'ok' : err.message}`);
+    };
+    provider.on('backchannel.success', delivered(true));
+    provider.on('backchannel.error', delivered(false));
+  }
+  provider.use(async (ctx, next) => {
+    if (CONTROL_PATHS.has(ctx.path)) {
+      await sessionControl(ctx);
+      return;
+    }
+    const arrived = Date.now() / 1000;
+    await next();
+    if (ctx.oidc?.route !== 'token') return;
+    const grantType = ctx.oidc.params?.grant_type ?? null;
+    counters.token_requests[grantType] = (counters.token_requests[grantType] ?? 0) + 1;
+    const { entities } = ctx.oidc;
+    if (grantType === 'authorization_code' && ctx.status === 200) {
+      const code = entities.AuthorizationCode;
+      counters.logins.push({
+        at: arrived,
+        account_id: code?.accountId ?? null,
+        client_id: ctx.oidc.client?.clientId ?? null,
+        sid: code?.sid ?? null,
+        grant_id: code?.grantId ?? null,
+        refresh_token_issued: Boolean(ctx.body?.refresh_token),
+        expires_in: ctx.body?.expires_in ?? null,
+      });
+    } else if (grantType === 'refresh_token') {
+      const err = ctx.state.testGrantError;
+      const token = entities.RotatedRefreshToken ?? entities.RefreshToken;
+      counters.refresh.push({
+        at: arrived,
+        client_id: ctx.oidc.client?.clientId ?? null,
+        account_id: token?.accountId ?? null,
+        grant_id: token?.grantId ?? null,
+        status: ctx.status,
+        error: ctx.status === 200 ? null : (ctx.body?.error ?? null),
+        error_description: ctx.status === 200 ? null : (ctx.body?.error_description ?? null),
+        error_detail: ctx.status === 200 ? null : (err?.error_detail ?? null),
+        rotated: ctx.status === 200 && Boolean(entities.RotatedRefreshToken),
+        expires_in: ctx.body?.expires_in ?? null,
+      });
+    }
+  });
+}
+
 const server = provider.listen(port, host, () => {
   console.log(`clients: ${clients.map((c) => `${c.client_id} (${c.token_endpoint_auth_method})`).join(', ')}`);
   console.log(`redirect_uris: ${redirectUris.join(' ')}`);
   if (cibaEnabled) {
     console.log(`ciba: poll mode, client gw-ciba, interval ${cibaInterval ?? 'not sent'}, expires_in ${cibaExpiresIn}`);
+  }
+  if (backchannelEnabled) console.log(`backchannel_logout_uri: ${backchannelUri.href}`);
+  if (refreshEnabled) {
+    console.log(`refresh tokens: on, rotation ${refreshRotate ? 'always' : 'library default'}, access token ttl ${accessTokenTtl}s`);
   }
   console.log(`OP READY ${issuer}`);
 });
