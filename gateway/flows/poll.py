@@ -24,6 +24,7 @@ from gateway.errors import (
     NotFoundError,
     TokenValidationError,
 )
+from gateway.flows.sessions import end_presented_session
 from gateway.idp.poll_client import PollClient
 from gateway.protocol import bankid, poll, strict_json
 from gateway.protocol.claims import ClaimError, is_national_id, map_claims
@@ -189,7 +190,8 @@ async def handle_start(request: web.Request) -> web.StreamResponse:
     body = _view(tx, lang=_language(request, provider), mode=str(data.get("mode", "qr")))
     body["expires_in"] = max(0, int(tx.expires_at - rt.clock()))
     response = web.json_response(body, headers=NO_STORE)
-    clear_session(response, rt)  # a new login ends the old session (attacks.md T37)
+    await end_presented_session(request, rt)  # a new login ends the old session (attacks.md T37)
+    clear_session(response, rt)
     write_transaction(response, rt, tx, return_to)
     return response
 

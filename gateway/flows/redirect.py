@@ -19,7 +19,7 @@ from gateway.errors import (
     TokenValidationError,
 )
 from gateway.flows.page import provider_choice_page
-from gateway.flows.sessions import current_session
+from gateway.flows.sessions import current_session, end_presented_session
 from gateway.protocol import oidc
 from gateway.protocol.claims import ClaimError, map_claims
 from gateway.responses import error_response, is_same_origin, redirect_to
@@ -96,8 +96,9 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
         login_hint=provider.login_hint,
         ui_locales=provider.ui_locales or preferred_locales(request.headers.get("Accept-Language")),
     )
-    response = redirect_to(url)
     # Starting a login ends any session this browser had (attacks.md T37, session fixation).
+    await end_presented_session(request, rt)
+    response = redirect_to(url)
     clear_session(response, rt)
     write_pending_logins(response, rt, add_pending(read_pending_logins(request, rt), pending))
     rt.metrics.logins_started.labels(name).inc()

@@ -52,6 +52,17 @@ async def current_session(request: web.Request, rt: Runtime) -> Current:
     return Current(session)
 
 
+async def end_presented_session(request: web.Request, rt: Runtime) -> None:
+    """A new login ends the session this browser had, in the store too (attacks.md T37): a copy of the old
+    cookie must not outlive the login that replaced it."""
+    if not request.cookies.get(rt.session_cookie):
+        return
+    session = (await read_session(request, rt)).session
+    if session is not None:
+        await rt.store.end(session, rt.clock())
+        rt.signer.forget(session.sid)
+
+
 async def refresh_once(rt: Runtime, session: Session) -> Session | None:
     """The refreshed session, or None when the provider refused (the session is then ended)."""
     assert session.refresh_token is not None

@@ -50,7 +50,9 @@ class OidcClient:
         self._metadata: oidc.ProviderMetadata | None = None
         self._metadata_fetched = 0.0
         self._keys: tuple[PublicKey, ...] = ()
-        self._keys_fetched = float("-inf")
+        # When a token with an unknown kid last made us fetch: such fetches are rate-limited, the
+        # start-up fetch is not counted (a key rotated right after start must still be picked up).
+        self._unknown_kid_fetched = float("-inf")
         self._lock = asyncio.Lock()
         self.on_jwks_refresh: Callable[[str], None] = lambda _outcome: None
 
@@ -93,12 +95,13 @@ class OidcClient:
         return self._metadata
 
     async def refresh_keys(self, *, force: bool = False) -> bool:
-        """Fetch the JWKS unless it was fetched within JWKS_REFRESH_INTERVAL; True if keys changed."""
+        """Fetch the JWKS; unless forced, at most once per JWKS_REFRESH_INTERVAL. True if keys changed."""
         now = self._clock()
         async with self._lock:
-            if not force and now - self._keys_fetched < JWKS_REFRESH_INTERVAL:
-                return False
-            self._keys_fetched = now
+            if not force:
+                if now - self._unknown_kid_fetched < JWKS_REFRESH_INTERVAL:
+                    return False
+                self._unknown_kid_fetched = now
             metadata = self._metadata
         if metadata is None:
             metadata = await self.metadata()

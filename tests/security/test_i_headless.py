@@ -132,7 +132,7 @@ class Browser:
         out = await self.call("GET", STATUS, **kwargs)
         return out, (json.loads(out.body) if out.status == 200 else {})
 
-    async def until_terminal(self, limit: float = 4.0) -> tuple[Outcome, dict[str, Any]]:
+    async def until_terminal(self, limit: float = 20.0) -> tuple[Outcome, dict[str, Any]]:
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
             out, view = await self.status()
@@ -550,8 +550,10 @@ async def run_cases(stack: OpStack, cases: list[Case], caplog: pytest.LogCapture
             return f"{case.name}: cookies {dict(out.set_cookies)} / {final}"
         if private.status != 401:
             return f"{case.name}: /private/x answered {private.status}"
-        if took > 3.0:
-            return f"{case.name}: took {took:.2f}s"
+        # Terminal on the provider's first answer: never polled again (a count, not a wall-clock bound,
+        # which failed on a loaded CI machine although the gateway behaved).
+        if len(order.polls) != 1:
+            return f"{case.name}: the provider was polled {len(order.polls)} times ({took:.2f}s), wanted exactly once"
         return None
 
     if caplog is not None:
