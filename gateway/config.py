@@ -32,9 +32,9 @@ FLOWS = ("redirect", "headless", "ciba")
 POLL_FLOWS = ("headless", "ciba")
 RESPONSE_MODES = ("query", "form_post")
 HEADER_ENCODINGS = ("rfc8187", "base64url")
-_PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}$")
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)?$")
+_PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}\Z")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)?\Z")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _LOOPBACK_HOSTS = ("localhost",)
@@ -572,16 +572,16 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         login_timeout=sr.duration("login_timeout", 600),
         cookie_domain=_cookie_domain(sr, problems, public_url),
         store=_store_address(sr, problems),
-        store_prefix=sr.string("store_prefix", "eidgw:") or "eidgw:",
+        store_prefix=sr.string("store_prefix", "eidgw:") or "",
         store_timeout=sr.duration("store_timeout", 1.0),
     )
-    if not re.match(r"^[A-Za-z0-9:_.-]{1,64}$", session.store_prefix):
+    if not re.fullmatch(r"[A-Za-z0-9:_.-]{1,64}", session.store_prefix):
         problems.add("session.store_prefix", "must be 1-64 characters of A-Z a-z 0-9 : _ . -")
     if not 0.05 <= session.store_timeout <= 30:
         problems.add("session.store_timeout", "must be between 50ms and 30s")
     if session.idle_timeout > session.lifetime:
         problems.add("session.idle_timeout", "must not be longer than session.lifetime")
-    if not re.match(r"^[A-Za-z0-9_-]{1,32}$", session.cookie_name):
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", session.cookie_name):
         problems.add("session.cookie_name", "must be 1-32 characters of A-Z a-z 0-9 _ -")
 
     headers_raw = r.mapping("headers")

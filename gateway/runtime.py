@@ -123,9 +123,17 @@ class Runtime:
             self.providers[provider.name] = client
             if provider.is_poll_flow:
                 self.poll_clients[provider.name] = PollClient(
-                    provider, client, clock=self.clock, count_poll=self._poll_counter(provider.name)
+                    provider,
+                    client,
+                    clock=self.clock,
+                    count_poll=self._poll_counter(provider.name),
+                    # One replica polls a transaction per interval; in one process the single flight does it.
+                    claim_poll=self._claim_poll if self.store.name != "cookie" else None,
                 )
         self.metrics.poll_pending.set_function(self._pending_transactions)
+
+    async def _claim_poll(self, request_id: str, ttl: float) -> bool:
+        return await self.store.lock("poll:" + request_id, ttl) is not None
 
     def _pending_transactions(self) -> float:
         return float(sum(c.pending_count(self.clock()) for c in self.poll_clients.values()))

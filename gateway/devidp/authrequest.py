@@ -22,8 +22,8 @@ RESPONSE_MODES = ("query", "form_post")
 MAX_STATE_LENGTH = 512
 # An S256 challenge is the base64url SHA-256 of the verifier: always exactly 43 characters.
 # Anything longer is a verifier sent by mistake, so it is refused here rather than at /token.
-_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_LOCALE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+_S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}\Z")
+_LOCALE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*\Z")
 
 
 class UnsafeRedirectError(ValueError):

@@ -14,7 +14,7 @@ from gateway.protocol.bankid import animated_qr_data
 
 __all__ = ["QR_DATA_PATTERN", "QrFrame", "animated_qr_data", "frame_matches", "parse_qr_data"]
 
-QR_DATA_PATTERN = re.compile(r"^bankid\.([0-9a-f-]{36})\.(\d{1,6})\.([0-9a-f]{64})$")
+QR_DATA_PATTERN = re.compile(r"^bankid\.([0-9a-f-]{36})\.(\d{1,6})\.([0-9a-f]{64})\Z")
 
 
 @dataclass(frozen=True, slots=True)

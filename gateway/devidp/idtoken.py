@@ -16,7 +16,7 @@ from gateway.protocol.jws import b64url_encode
 
 #: Idura's headless tokens live 20 minutes (exp - iat = 1200 in the sample).
 HEADLESS_ID_TOKEN_TTL = 1200
-_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}\Z")
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.config import ProviderSettings
 from gateway.errors import IdpUnavailableError
@@ -32,11 +32,15 @@ class PollClient:
         *,
         clock: Callable[[], float] = time.time,
         count_poll: Callable[[str], None] = lambda _result: None,
+        claim_poll: Callable[[str, float], Awaitable[bool]] | None = None,
     ) -> None:
         self.settings = settings
         self.oidc = oidc_client
         self._clock = clock
         self._count_poll = count_poll
+        # Across replicas (shared store): True when this replica may poll this transaction now; another
+        # replica that polled it within the interval holds the claim.
+        self._claim_poll = claim_poll
         self._latest: OrderedDict[str, PollTransaction] = OrderedDict()
         self._flights: dict[str, asyncio.Task[PollOutcome]] = {}
 
@@ -112,6 +116,8 @@ class PollClient:
         self._flights.pop(request_id, None)
 
     async def _poll(self, tx: PollTransaction) -> PollOutcome:
+        if self._claim_poll is not None and not await self._claim_poll(tx.request_id, tx.interval * 0.9):
+            return PollOutcome(tx=tx, id_token=None, result="not_due")
         form = poll.build_poll_form(tx, grant_type=self.settings.grant_type)
         try:
             metadata = await self.oidc.metadata()

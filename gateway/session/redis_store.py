@@ -162,7 +162,9 @@ class RedisStore:
         value, pttl = await self._call("read", read)
         if value is None:
             return Loaded(None, "not_found")  # logged out, expired, or never issued
-        session = self._decrypted.get(value)
+        # Keyed by key and ciphertext: a cookie with the right id but another key must still fail to decrypt.
+        cache_key = key + value
+        session = self._decrypted.get(cache_key)
         if session is None:
             try:
                 plaintext = AESGCM(key).decrypt(value[:_NONCE], value[_NONCE:], record_key.encode())
@@ -171,7 +173,7 @@ class RedisStore:
                 return Loaded(None, "tampered")
             if len(self._decrypted) >= 10_000:
                 self._decrypted.clear()
-            self._decrypted[value] = session
+            self._decrypted[cache_key] = session
         if now >= session.expires:
             return Loaded(None, "expired")
         idle_left = pttl / 1000 if isinstance(pttl, int) and pttl > 0 else 0.0

@@ -29,7 +29,8 @@ class StoreAddress:
         """For logs: never the password."""
         if self.kind == "cookie":
             return "cookie"
-        where = ",".join(f"{h}:{p}" for h, p in self.hosts) or urlsplit(self.url).hostname or self.url
+        parts = urlsplit(self.url)
+        where = ",".join(f"{h}:{p}" for h, p in self.hosts) or parts.hostname or parts.path
         return f"{self.kind}://{where}/{self.service + '/' if self.service else ''}{self.db}"
 
 

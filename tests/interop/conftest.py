@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -30,6 +29,7 @@ import pytest
 
 from gateway.keys import generate_ec_pem, generate_rsa_pem, public_jwk, signing_key_from_pem
 from tests.support.ports import free_port
+from tests.support.redis_server import redis_server
 
 OP_DIR = Path(__file__).resolve().parent.parent / "op"
 PROVIDER_NAME = "op"
@@ -412,46 +412,8 @@ def refresh_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contr
     )
 
 
-REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A fresh redis-server of its own on a free loopback port, no persistence; its URL (database 0)."""
-    if not Path(REDIS_SERVER).is_file():
-        pytest.fail(f"{REDIS_SERVER} is missing; the Redis session store tests need redis-server")
-    port = free_port()
-    log_file = tmp_path / "redis.log"
-    with log_file.open("wb") as log:
-        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-        process = subprocess.Popen(
-            [REDIS_SERVER, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not _redis_answers(port):
-            if process.poll() is not None:
-                pytest.fail(f"redis-server exited with code {process.returncode}:\n{log_file.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not answer PING within {READY_TIMEOUT:.0f}s")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+    with redis_server(tmp_path) as url:
+        yield url
