@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # eid-gateway benchmark against its peers (issue 6, part 1: measurement only).
 #
-#   bench/run.sh                 # everything, ~8 min on the 2-core box (wrk: median of REPEATS runs); prints ONE table
+#   bench/run.sh                 # everything, ~12 min on the 2-core box (wrk: median of REPEATS runs); prints ONE table
+#   ONLY=headless bench/run.sh   # only row 5 (10,000 pending BankID transactions, ~2 min)
+#   ONLY=workers bench/run.sh    # only row 6 (--workers 2 vs --workers 1 on both cores, ~2 min)
 #
 # Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
-#   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins SKIP_INSTALL=1
+#   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,headless SKIP_INSTALL=1
+#   HEADLESS_N=10000 HEADLESS_INTERVAL=5 HEADLESS_INTERVALS=3 HEADLESS_KEY=ec HEADLESS_EXPIRES_IN=900
+#   WORKERS_CPUS=0,1
 #
 # What it does, all on 127.0.0.1: installs what is missing (apt: nginx apache2
 # libapache2-mod-auth-openidc wrk, with a deny-all policy-rc.d so no package service starts;
@@ -17,10 +21,18 @@
 #   gateway    .venv/bin/eid-gateway run --workers 1 (bench/out/gateway.yaml) :19083, metrics :19091
 # every server pinned to CPU 0 (taskset), wrk / the login client / py-spy on CPU 1; logs in
 # bench/out/logs; RSS = VmRSS summed over each server's process tree every 100 ms, peak per run.
+# Step `workers` (row 6): a second gateway (:19095) started with --workers 1, then --workers 2, pinned to
+#   WORKERS_CPUS (both cores), and wrk on the SAME cores, the upstream nginx moved there too for the
+#   step: a 2-core machine has no third core for the load generator (bench/tools/workers.py).
+# Step `headless` (row 5), after everything else has stopped: the dev IdP (bench/tools/headless_idp.py)
+#   :19093 and a gateway with a `flow: headless` provider (private_key_jwt with a HEADLESS_KEY key,
+#   poll_interval HEADLESS_INTERVAL s, --workers 1) :19092, metrics :19094, both on CPU 0; the driver
+#   bench/tools/headless_load.py on CPU 1 starts HEADLESS_N transactions and asks each one's status once
+#   per interval for HEADLESS_INTERVALS intervals.
 # Every process it starts is stopped by PID at the end, also on failure (trap), and each server
 # runs under `timeout MAX_SECONDS` as a backstop.
 # Output: the table on stdout and in bench/out/results.md; raw data bench/out/results.json, rss.txt,
-# py-spy profiles bench/out/pyspy-*.txt (collapsed stacks).
+# py-spy profiles bench/out/pyspy-*.txt (collapsed stacks), workers.json, headless.json.
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "$0")" && pwd)"
@@ -31,13 +43,26 @@ PY="$REPO/.venv/bin/python"
 : "${BIND_HOST:=127.0.0.1}" "${UPSTREAM_PORT:=19080}" "${NGINX_PROXY_PORT:=19081}" "${APACHE_CC_PORT:=19082}"
 : "${GATEWAY_PORT:=19083}" "${APACHE_SHM_PORT:=19084}" "${NGINX_AUTHREQ_PORT:=19087}" "${OP_PORT:=19090}"
 : "${GATEWAY_METRICS_PORT:=19091}" "${SERVER_CPUS:=0}" "${WRK_CPUS:=1}"
+: "${HEADLESS_GW_PORT:=19092}" "${HEADLESS_IDP_PORT:=19093}" "${HEADLESS_METRICS_PORT:=19094}"
+: "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
+: "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
+: "${HEADLESS_EXPIRES_IN:=900}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
 : "${LOGIN_N:=50}" "${PAR_LOGINS:=20}" "${PAR_LOGIN_N:=100}" "${PYSPY:=1}" "${PYSPY_SECONDS:=8}"
 : "${ONLY:=}" "${SKIP_INSTALL:=0}" "${MAX_SECONDS:=1800}"
 OP_ISSUER="http://$BIND_HOST:$OP_PORT"
 export BIND_HOST UPSTREAM_PORT NGINX_PROXY_PORT APACHE_CC_PORT GATEWAY_PORT APACHE_SHM_PORT NGINX_AUTHREQ_PORT \
   OP_PORT GATEWAY_METRICS_PORT SERVER_CPUS WRK_CPUS DURATION WARMUP REPEATS CONNECTIONS LOGIN_N PAR_LOGINS \
-  PAR_LOGIN_N PYSPY PYSPY_SECONDS ONLY OUT OP_ISSUER LOG_DIR="$OUT/logs"
+  PAR_LOGIN_N PYSPY PYSPY_SECONDS ONLY OUT OP_ISSUER LOG_DIR="$OUT/logs" \
+  HEADLESS_GW_PORT HEADLESS_IDP_PORT HEADLESS_METRICS_PORT WORKERS_GW_PORT WORKERS_METRICS_PORT WORKERS_CPUS \
+  HEADLESS_N HEADLESS_INTERVAL HEADLESS_INTERVALS HEADLESS_KEY HEADLESS_EXPIRES_IN
+
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+PEERS=0  # the peer comparison (rows 1-4): nginx, Apache + mod_auth_openidc, the gateway, the OP
+for s in proxy verify unauth pyspy logins; do want "$s" && PEERS=1; done
+WORKERS=0; want workers && WORKERS=1
+HEADLESS=0; want headless && HEADLESS=1
+case "$HEADLESS_KEY" in ec|rsa) ;; *) echo "HEADLESS_KEY must be ec or rsa" >&2; exit 1 ;; esac
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -61,7 +86,10 @@ if [ "$SKIP_INSTALL" != 1 ]; then
   [ "$PYSPY" != 1 ] || [ -x "$REPO/.venv/bin/py-spy" ] || "$REPO/.venv/bin/pip" install -q py-spy >&2 \
     || log "py-spy did not install; continuing without profiles"
 fi
-for c in nginx apache2 wrk node taskset timeout curl; do command -v "$c" >/dev/null || die "missing $c"; done
+need=(taskset timeout curl)
+((PEERS)) && need+=(nginx apache2 wrk node)
+((WORKERS)) && need+=(nginx wrk node)
+for c in "${need[@]}"; do command -v "$c" >/dev/null || die "missing $c"; done
 [ -x "$PY" ] || die "no venv at $REPO/.venv"
 
 # ------------------------------------------------------------ processes ---
@@ -81,6 +109,23 @@ wait_http() {  # name url seconds
   done
   tail -n 20 "$OUT/logs/$1.log" >&2; die "$1 not answering on $2"
 }
+stop_one() {  # name: stop one server started by start(), by its PID
+  local i pid
+  for i in "${!PIDS[@]}"; do
+    [ "${NAMES[$i]}" = "$1" ] || continue
+    pid=${PIDS[$i]}
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then log "$1 ($pid) did not stop: KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+    unset "PIDS[$i]" "NAMES[$i]"
+  done
+  PIDS=("${PIDS[@]}") NAMES=("${NAMES[@]}")
+}
+repin() {  # cpus root-pid: move a running server (all threads of its process tree) to other CPUs
+  local p
+  for p in "$2" $(pgrep -P "$2" || true); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
+}
 SAMPLER=""
 stop_all() {
   local i pid
@@ -92,12 +137,13 @@ stop_all() {
     if kill -0 "$pid" 2>/dev/null; then log "${NAMES[$i]} ($pid) did not stop: KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
     wait "$pid" 2>/dev/null || true
   done
-  PIDS=()
+  PIDS=() NAMES=()
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT $GATEWAY_METRICS_PORT; do
+for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT \
+  $GATEWAY_METRICS_PORT $HEADLESS_GW_PORT $HEADLESS_IDP_PORT $HEADLESS_METRICS_PORT $WORKERS_GW_PORT $WORKERS_METRICS_PORT; do
   ! curl -s -o /dev/null --max-time 1 "http://$BIND_HOST:$p/" || die "port $p is in use"
 done
 
@@ -112,23 +158,42 @@ CRYPTO_PASSPHRASE=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(32))')
 export CLIENT_SECRET SESSION_SECRET CRYPTO_PASSPHRASE
 R="$PY $BENCH/tools/render.py"
 $R "$BENCH/conf/upstream-nginx.conf.in" "$OUT/upstream/nginx.conf"
-$R "$REPO/deploy/nginx/auth_request.conf" "$OUT/nginx-proxy/auth_request.conf" \
-  LISTEN="$BIND_HOST:$NGINX_AUTHREQ_PORT" SERVER_NAME="$BIND_HOST" GATEWAY="$BIND_HOST:$GATEWAY_PORT" \
-  UPSTREAM="$BIND_HOST:$UPSTREAM_PORT"
-$R "$BENCH/conf/proxy-nginx.conf.in" "$OUT/nginx-proxy/nginx.conf"
-MODDIR=$(dirname "$(dpkg -L apache2-bin | grep '/mod_proxy\.so$' | head -n1)")
-ln -sfn "$MODDIR" "$OUT/apache/modules"
-$R "$BENCH/conf/apache-oidc.conf.in" "$OUT/apache/httpd.conf" \
-  APACHE_USER="$(id -un www-data 2>/dev/null || id -un)" APACHE_GROUP="$(id -gn www-data 2>/dev/null || id -gn)"
-$R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml"
-chmod 600 "$OUT/gateway.yaml"
-"$REPO/.venv/bin/eid-gateway" check-config --config "$OUT/gateway.yaml" >"$OUT/logs/gateway-check-config.log" 2>&1 \
-  || { cat "$OUT/logs/gateway-check-config.log" >&2; die "gateway config invalid"; }
+check_config() {  # file
+  chmod 600 "$1"
+  "$REPO/.venv/bin/eid-gateway" check-config --config "$1" >"$OUT/logs/check-config-$(basename "$1").log" 2>&1 \
+    || { cat "$OUT/logs/check-config-$(basename "$1").log" >&2; die "gateway config $1 invalid"; }
+}
+if ((PEERS)); then
+  $R "$REPO/deploy/nginx/auth_request.conf" "$OUT/nginx-proxy/auth_request.conf" \
+    LISTEN="$BIND_HOST:$NGINX_AUTHREQ_PORT" SERVER_NAME="$BIND_HOST" GATEWAY="$BIND_HOST:$GATEWAY_PORT" \
+    UPSTREAM="$BIND_HOST:$UPSTREAM_PORT"
+  $R "$BENCH/conf/proxy-nginx.conf.in" "$OUT/nginx-proxy/nginx.conf"
+  MODDIR=$(dirname "$(dpkg -L apache2-bin | grep '/mod_proxy\.so$' | head -n1)")
+  ln -sfn "$MODDIR" "$OUT/apache/modules"
+  $R "$BENCH/conf/apache-oidc.conf.in" "$OUT/apache/httpd.conf" \
+    APACHE_USER="$(id -un www-data 2>/dev/null || id -un)" APACHE_GROUP="$(id -gn www-data 2>/dev/null || id -gn)"
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml"
+  check_config "$OUT/gateway.yaml"
+fi
+if ((WORKERS)); then
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-workers.yaml" GATEWAY_PORT="$WORKERS_GW_PORT" \
+    GATEWAY_METRICS_PORT="$WORKERS_METRICS_PORT"
+  check_config "$OUT/gateway-workers.yaml"
+fi
+if ((HEADLESS)); then
+  mkdir -p "$OUT/headless"
+  "$PY" -c "import sys; from gateway import keys; open(sys.argv[1], 'wb').write(keys.generate_${HEADLESS_KEY}_pem())" \
+    "$OUT/headless/client.pem"
+  chmod 600 "$OUT/headless/client.pem"
+  $R "$BENCH/conf/gateway-headless.yaml.in" "$OUT/gateway-headless.yaml" HEADLESS_KEY_FILE="$OUT/headless/client.pem"
+  check_config "$OUT/gateway-headless.yaml"
+fi
+v() { command -v "$1" >/dev/null && { "$@" 2>&1 | head -n1; } || echo -; }
 {
-  echo "nginx: $(nginx -v 2>&1)"; echo "apache2: $(apache2 -v | head -n1)"
-  echo "mod_auth_openidc: $(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc)"
-  echo "wrk: $(dpkg-query -W -f='${Version}' wrk)"; echo "node: $(node --version)"
-  echo "oidc-provider: $(node -p "require('$REPO/tests/op/node_modules/oidc-provider/package.json').version")"
+  echo "nginx: $(v nginx -v)"; echo "apache2: $(v apache2 -v)"
+  echo "mod_auth_openidc: $(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc 2>/dev/null || echo -)"
+  echo "wrk: $(dpkg-query -W -f='${Version}' wrk 2>/dev/null || echo -)"; echo "node: $(v node --version)"
+  echo "oidc-provider: $(v node -p "require('$REPO/tests/op/node_modules/oidc-provider/package.json').version")"
   echo "python: $("$PY" --version)"; echo "eid-gateway: $("$REPO/.venv/bin/eid-gateway" --version 2>&1)"
   echo "git: $(git -C "$REPO" rev-parse --short HEAD) $(git -C "$REPO" status --porcelain | grep -vc '^?? bench/' || true) modified"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') ($(nproc) CPUs)"
@@ -136,42 +201,95 @@ chmod 600 "$OUT/gateway.yaml"
 
 # -------------------------------------------------------------------- start ---
 T0=$(date +%s)
-log "upstream nginx :$UPSTREAM_PORT"
-start upstream nginx -p "$OUT/upstream/" -c nginx.conf -e stderr
-wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
-log "OP (tests/op/server.js) :$OP_PORT"
-OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
-  REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback" \
-  OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" \
-  start op node "$REPO/tests/op/server.js"
-wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
-log "gateway :$GATEWAY_PORT (1 worker)"
-start gateway "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway.yaml" --workers 1
-wait_http gateway "http://$BIND_HOST:$GATEWAY_PORT/healthz" 30
-log "nginx proxy :$NGINX_PROXY_PORT, auth_request front :$NGINX_AUTHREQ_PORT"
-start nginx-proxy nginx -p "$OUT/nginx-proxy/" -c nginx.conf -e stderr
-wait_http nginx-proxy "http://$BIND_HOST:$NGINX_PROXY_PORT/" 10
-log "Apache + mod_auth_openidc :$APACHE_CC_PORT (client-cookie) :$APACHE_SHM_PORT (shm)"
-start apache apache2 -d "$OUT/apache" -f "$OUT/apache/httpd.conf" -D FOREGROUND
-wait_http apache "http://$BIND_HOST:$APACHE_CC_PORT/" 15
-
-targets=()
-for n in upstream op gateway nginx-proxy apache; do
-  pid=$(cat "$OUT/pids/$n"); tp=$(child_of "$pid") || die "no process under $n"
-  # taskset execs the server, so the child of `timeout` is the server itself
-  targets+=("$n=$tp"); echo "$tp" >"$OUT/pids/$n.server"
-done
-GATEWAY_PID=$(cat "$OUT/pids/gateway.server"); export GATEWAY_PID
-taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/rss.py" --out "$OUT/rss.txt" "${targets[@]}" &
-SAMPLER=$!
-log "servers up in $(( $(date +%s) - T0 ))s; measuring"
-
-# ------------------------------------------------------------------ measure ---
 rc=0
-taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/bench.py" || rc=$?
+if ((PEERS || WORKERS)); then
+  log "upstream nginx :$UPSTREAM_PORT"
+  start upstream nginx -p "$OUT/upstream/" -c nginx.conf -e stderr
+  wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
+  log "OP (tests/op/server.js) :$OP_PORT"
+  OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
+    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op" \
+    OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" \
+    start op node "$REPO/tests/op/server.js"
+  wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
+  echo "$(child_of "$(cat "$OUT/pids/upstream")")" >"$OUT/pids/upstream.server"
+fi
+if ((PEERS)); then
+  log "gateway :$GATEWAY_PORT (1 worker)"
+  start gateway "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway.yaml" --workers 1
+  wait_http gateway "http://$BIND_HOST:$GATEWAY_PORT/healthz" 30
+  log "nginx proxy :$NGINX_PROXY_PORT, auth_request front :$NGINX_AUTHREQ_PORT"
+  start nginx-proxy nginx -p "$OUT/nginx-proxy/" -c nginx.conf -e stderr
+  wait_http nginx-proxy "http://$BIND_HOST:$NGINX_PROXY_PORT/" 10
+  log "Apache + mod_auth_openidc :$APACHE_CC_PORT (client-cookie) :$APACHE_SHM_PORT (shm)"
+  start apache apache2 -d "$OUT/apache" -f "$OUT/apache/httpd.conf" -D FOREGROUND
+  wait_http apache "http://$BIND_HOST:$APACHE_CC_PORT/" 15
+
+  targets=()
+  for n in upstream op gateway nginx-proxy apache; do
+    pid=$(cat "$OUT/pids/$n"); tp=$(child_of "$pid") || die "no process under $n"
+    # taskset execs the server, so the child of `timeout` is the server itself
+    targets+=("$n=$tp"); echo "$tp" >"$OUT/pids/$n.server"
+  done
+  GATEWAY_PID=$(cat "$OUT/pids/gateway.server"); export GATEWAY_PID
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/rss.py" --out "$OUT/rss.txt" "${targets[@]}" &
+  SAMPLER=$!
+  log "servers up in $(( $(date +%s) - T0 ))s; measuring"
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/bench.py" || rc=$?
+fi
+
+# --------------------------------------------------- row 6: --workers 2 vs 1 ---
+if ((WORKERS)); then
+  up=$(cat "$OUT/pids/upstream.server")
+  repin "$WORKERS_CPUS" "$up"
+  for w in 1 2; do
+    log "gateway :$WORKERS_GW_PORT --workers $w, gateway + upstream + wrk all on CPUs $WORKERS_CPUS"
+    SERVER_CPUS="$WORKERS_CPUS" start "gateway-w$w" "$REPO/.venv/bin/eid-gateway" run \
+      --config "$OUT/gateway-workers.yaml" --workers "$w"
+    wait_http "gateway-w$w" "http://$BIND_HOST:$WORKERS_GW_PORT/healthz" 30
+    gp=$(child_of "$(cat "$OUT/pids/gateway-w$w")") || die "no process under gateway-w$w"
+    GATEWAY_TREE_PID="$gp" UPSTREAM_TREE_PID="$up" taskset -c "$WORKERS_CPUS" "$PY" "$BENCH/tools/workers.py" "$w" || rc=$?
+    stop_one "gateway-w$w"
+  done
+  repin "$SERVER_CPUS" "$up"
+fi
+
+# ------------------------------------------- row 5: 10,000 headless transactions ---
+if ((HEADLESS)); then
+  stop_all  # nothing else runs during this step
+  log "dev IdP (headless, interval ${HEADLESS_INTERVAL}s, expires_in ${HEADLESS_EXPIRES_IN}s) :$HEADLESS_IDP_PORT"
+  start headless-idp "$PY" "$BENCH/tools/headless_idp.py" --host "$BIND_HOST" --port "$HEADLESS_IDP_PORT" \
+    --client-id gw-headless --client-key "$OUT/headless/client.pem" \
+    --redirect-uri "http://$BIND_HOST:$HEADLESS_GW_PORT/_auth/callback/se-bankid" \
+    --interval "$HEADLESS_INTERVAL" --expires-in "$HEADLESS_EXPIRES_IN" --max-orders $((HEADLESS_N + 1000))
+  wait_http headless-idp "http://$BIND_HOST:$HEADLESS_IDP_PORT/.well-known/openid-configuration" 30
+  log "gateway (headless provider, $HEADLESS_KEY private_key_jwt, 1 worker) :$HEADLESS_GW_PORT"
+  start headless-gateway "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway-headless.yaml" --workers 1
+  wait_http headless-gateway "http://$BIND_HOST:$HEADLESS_GW_PORT/healthz" 30
+  gp=$(child_of "$(cat "$OUT/pids/headless-gateway")") || die "no process under headless-gateway"
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/headless_load.py" --gateway "http://$BIND_HOST:$HEADLESS_GW_PORT" \
+    --idp "http://$BIND_HOST:$HEADLESS_IDP_PORT" --metrics "http://$BIND_HOST:$HEADLESS_METRICS_PORT" \
+    --gateway-pid "$gp" --idp-pid "$(child_of "$(cat "$OUT/pids/headless-idp")")" --out "$OUT/headless.json" --n "$HEADLESS_N" --interval "$HEADLESS_INTERVAL" \
+    --intervals "$HEADLESS_INTERVALS" || rc=$?
+fi
+
 log "stopping everything"
 stop_all
 trap - EXIT
+# one results.json: bench.py's (rows 1-4, when it ran) plus workers.json and headless.json
+"$PY" - "$OUT" "$HEADLESS_KEY" <<'PYEOF'
+import json, os, sys
+out = sys.argv[1]
+p = os.path.join(out, "results.json")
+r = json.load(open(p)) if os.path.exists(p) else {"checks": {}, "wrk": [], "logins": [], "pyspy": {}}
+for key in ("workers", "headless"):
+    f = os.path.join(out, key + ".json")
+    if os.path.exists(f):
+        r[key] = json.load(open(f))
+if "headless" in r:
+    r["headless"]["key"] = sys.argv[2]
+json.dump(r, open(p, "w"), indent=1)
+PYEOF
 "$PY" "$BENCH/tools/report.py" "$OUT" | tee "$OUT/results.md"
 log "done in $(( $(date +%s) - T0 ))s (bench.py rc=$rc); logs: $OUT/logs"
 exit "$rc"

@@ -9,9 +9,10 @@ import sys
 OUT = sys.argv[1]
 R = json.load(open(os.path.join(OUT, "results.json")))
 SAMPLES: dict[str, list[tuple[float, int]]] = {}
-for line in open(os.path.join(OUT, "rss.txt")):
-    t, name, kb = line.split()
-    SAMPLES.setdefault(name, []).append((float(t), int(kb)))
+if os.path.exists(os.path.join(OUT, "rss.txt")):  # no peer steps (ONLY=headless / workers): no sampler
+    for line in open(os.path.join(OUT, "rss.txt")):
+        t, name, kb = line.split()
+        SAMPLES.setdefault(name, []).append((float(t), int(kb)))
 
 
 def peak_mb(name: str, t0: float, t1: float) -> str:
@@ -74,6 +75,45 @@ for par in sorted({L["parallel"] for L in R["logins"]}):
             rows.append(f"| {num} | {label}, {mode} (n={L['n']}) | {srv} | {rate} | {f(p50)} | {f(p99)} | {rss} | {fails} | "
                         f"{rr[0]} | {rr[1]} | {rr[2]} |")
 
+# row 6: --workers 2 vs --workers 1, gateway + upstream + wrk sharing both cores
+W = {w["workers"]: w for w in R.get("workers", []) if "rps" in w}
+for n, w in sorted(W.items()):
+    rw = f" (÷ workers 1: {w['rps'] / W[1]['rps']:.2f})" if n != 1 and 1 in W else ""
+    sock = w["err_connect"] + w["err_read"] + w["err_write"] + w["err_timeout"]
+    rows.append(f"| 6 | authenticated GET, small body; gateway, upstream and wrk all on CPUs {w['cpus']} "
+                f"(CPU s/s: gateway {w['cpu_gateway']}, upstream {w['cpu_upstream']}, wrk {w['cpu_wrk']}; "
+                f"runs {w['rps_all']}) | eid-gateway --workers {n}{rw} | {w['rps']:.0f} | {w['p50'] / 1000:.2f} | "
+                f"{w['p99'] / 1000:.2f} | {w['rss_peak_kb'] / 1024:.1f} | {w['err_status']}, {sock} | | | |")
+for w in R.get("workers", []):
+    if "rps" not in w:
+        rows.append(f"| 6 | --workers {w.get('workers')} | eid-gateway | skipped ({w.get('skipped')}) | | | | | | | |")
+
+# row 5: N pending headless transactions in one gateway worker
+Hd = R.get("headless")
+if Hd and Hd.get("started"):
+    errs = sum(Hd["errors"].values())
+    rows.append(
+        f"| 5 | headless (BankID via dev IdP): {Hd['started']:,} pending transactions in 1 worker, status asked once "
+        f"per {Hd['interval_s']:g} s interval each, {Hd['intervals']} intervals ({Hd['key'].upper()} private_key_jwt); "
+        f"req/s = status calls/s; window {Hd['window_s']} s for {Hd['intervals'] * Hd['interval_s']:g} s planned, "
+        f"status calls late p50 {Hd['status_late_ms_p50']} ms; CPU 0 s/s {Hd.get('cpu_s_per_s')} | eid-gateway | {Hd['status_calls_per_s']:.0f} | {f(Hd['status_ms_p50'], 1)} | "
+        f"{f(Hd['status_ms_p99'], 1)} | {Hd['rss_peak_kb'] / 1024:.1f} (baseline {Hd['rss_baseline_kb'] / 1024:.1f}; "
+        f"{Hd['rss_per_tx_kb']:.2f} kB per transaction) | {errs} | | | |")
+    idp = Hd["idp"]
+    rows.append(
+        f"| 5b | headless: provider polls per transaction per interval (ideal 1.00): dev IdP token endpoint / "
+        f"gateway_idp_polls_total; per interval {Hd['idp_polls_per_interval']}, polls per transaction in the window "
+        f"{idp['polls_per_tx_histogram']}, gap between polls of one transaction p50 {idp['gap_s']['p50']} s "
+        f"(min {idp['gap_s']['min']} s), answers {idp['answers']}; per status call {Hd.get('polls_per_status_call')}, "
+        f"per transaction per {Hd['interval_s']:g} s of wall time {Hd.get('polls_per_tx_wall_interval')} | eid-gateway | "
+        f"{f(Hd['polls_per_tx_interval_idp'])} / {f(Hd['polls_per_tx_interval_metric'])} | | | | | | | |")
+    rows.append(
+        f"| 5c | headless: starting {Hd['n']:,} transactions (64 at a time) | eid-gateway | {Hd['starts_per_s']:.0f} "
+        f"starts/s | {f(Hd['start_ms_p50'], 1)} | {f(Hd['start_ms_p99'], 1)} | {Hd['rss_after_start_kb'] / 1024:.1f} | "
+        f"{Hd['started']} of {Hd['n']} started | | | |")
+elif Hd is not None:
+    rows.append(f"| 5 | headless: no transaction started ({Hd.get('errors')}) | eid-gateway | skipped | | | | | | | |")
+
 print("## eid-gateway vs peers (bench/run.sh)\n")
 print(open(os.path.join(OUT, "versions.txt")).read().replace("\n", "  \n"))
 print(hdr)
@@ -85,8 +125,14 @@ nginx figures (same request, judged by a different mechanism). Row 3: the gatewa
 GET / only redirects to its own /_auth/login, which then builds the authorization request (state,
 nonce, PKCE, login cookie) and redirects to the OP; mod_auth_openidc does both in one response.
 Peak RSS: VmRSS summed over the server's process tree, 100 ms samples, peak within that run; the two
-mod_auth_openidc vhosts are one Apache instance (2 processes x 32 threads). Row 5 (10,000 headless
-transactions) is not measured.""")
+mod_auth_openidc vhosts are one Apache instance (2 processes x 32 threads).
+Row 5: the gateway (1 worker) and the dev IdP share CPU 0, the driver (bench/tools/headless_load.py) is
+on CPU 1. Memory per transaction = (peak RSS - RSS after a warm-up) / transactions. Polls per transaction
+per interval = provider polls during the status window / (transactions x intervals). The gateway polls
+no sooner than one interval after the previous poll's answer; a status call exactly one interval after
+the last one is therefore usually a few ms early, and that transaction is polled on the next call.
+Row 6: the machine has two cores, so the gateway, the upstream nginx and wrk (-t1) share both; the
+CPU s/s column says how they were shared. Rows 1-4 pin the servers to CPU 0 and wrk to CPU 1.""")
 print("\nChecks:")
 for k, c in R["checks"].items():
     print(f"- {k}: ok={c.get('ok')} authed={c.get('authed_status')} unauth={c.get('unauth_status')} "

@@ -163,6 +163,23 @@ async def redis_server(directory: Path) -> AsyncIterator[RedisServer]:
         server.stop()
 
 
+@dataclass
+class MachineRedis:
+    """The machine's own Redis on 127.0.0.1:6379 (the one the issue's CI statement names). Shared with
+    anything else on the machine, so the tests only add keys under PREFIX, all with TTLs, and delete nothing."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=6379, socket_timeout=2)
+
+    def check(self) -> None:
+        try:
+            self.client().ping()
+        except redis.RedisError as exc:
+            raise AssertionError(f"no Redis answers on 127.0.0.1:6379 ({exc}); the machine should run one") from exc
+
+
 # --- two replicas ----------------------------------------------------------------------------------------
 
 
@@ -172,7 +189,7 @@ class Replicas:
     a: GatewayProcess
     b: GatewayProcess
     echo: EchoUpstream
-    redis: RedisServer | None
+    redis: RedisServer | MachineRedis | None
     config: dict[str, Any]
 
     @property
@@ -216,11 +233,16 @@ async def replicas(
     store_timeout: str = "500ms",
     customize: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[Replicas]:
-    """Replica A (whose URL is the public URL: logins come back to it) and replica B, one worker each."""
+    """Replica A (whose URL is the public URL: logins come back to it) and replica B, one worker each.
+    ``store``: cookie, redis (a redis-server of the test's own) or redis-6379 (the machine's Redis)."""
     async with AsyncExitStack() as stack:
-        redis_srv = None
+        redis_srv: RedisServer | MachineRedis | None = None
         if store == "redis":
             redis_srv = await stack.enter_async_context(redis_server(tmp_path / "redis"))
+        elif store == "redis-6379":
+            redis_srv = MachineRedis()
+            redis_srv.check()
+            store = "redis"
         echo = await stack.enter_async_context(EchoUpstream())
         idp_port, port_a, port_b = free_port(), free_port(), free_port()
         issuer = f"http://127.0.0.1:{idp_port}"
