@@ -57,6 +57,8 @@ class Runtime:
     # Refresh grants in flight (session id -> future) and just finished (sid + old refresh token -> result).
     refreshing: dict[str, asyncio.Future[Session | None]] = field(default_factory=dict)
     recent_refreshes: BoundedCache = field(default_factory=BoundedCache)
+    # Session id -> (when, cookie setter) of its last sliding renewal (flows/sessions.py).
+    reissued_cookies: BoundedCache = field(default_factory=BoundedCache)
 
     @property
     def own_cookies(self) -> frozenset[str]:

@@ -26,6 +26,8 @@ SetCookie = Callable[[web.StreamResponse], None]
 #: How long a finished refresh is remembered for requests that still carry the pre-refresh cookie.
 RECENT_REFRESH_SECONDS = 60.0
 _WAIT_STEP = 0.05
+#: A renewed cookie is at most this much older than a fresh one would be (the renewal interval is a minute).
+REISSUE_MEMO_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +50,22 @@ async def current_session(request: web.Request, rt: Runtime) -> Current:
         # A Redis session keeps its cookie (the record changed); a cookie session is a new cookie.
         return Current(refreshed, set_cookie=await issue_session(rt, refreshed) if refreshed.handle is None else None)
     if loaded.reissue:
-        return Current(session, set_cookie=await issue_session(rt, session))
+        return Current(session, set_cookie=await _reissued(rt, session, now))
     return Current(session)
+
+
+async def _reissued(rt: Runtime, session: Session, now: float) -> SetCookie:
+    """The renewed cookie of a session, sealed at most once per REISSUE_MEMO_SECONDS: a client that keeps
+    sending the pre-renewal cookie (concurrent requests, or one that ignores Set-Cookie) gets the same
+    renewed cookie instead of a new seal on every request."""
+    memo = rt.reissued_cookies.get(session.sid)
+    # Never longer than the renewal interval itself, so a short idle timeout still slides.
+    window = min(REISSUE_MEMO_SECONDS, session.idle_timeout / 10)
+    if isinstance(memo, tuple) and now - memo[0] < window:
+        return memo[1]  # type: ignore[no-any-return]
+    set_cookie = await issue_session(rt, session)
+    rt.reissued_cookies.put(session.sid, (now, set_cookie))
+    return set_cookie
 
 
 async def end_presented_session(request: web.Request, rt: Runtime) -> None:

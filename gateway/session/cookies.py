@@ -7,8 +7,9 @@ that cannot answer raises StoreUnavailableError (503): never "no session", never
 from __future__ import annotations
 
 from collections.abc import Callable
+from http.cookies import SimpleCookie
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.runtime import Runtime
 from gateway.session.codec import SealError
@@ -30,22 +31,27 @@ async def read_session(request: web.Request, rt: Runtime) -> Loaded:
 
 
 async def issue_session(rt: Runtime, session: Session) -> Callable[[web.StreamResponse], None]:
-    """Store the session now; returns what sets its cookie on the response (callable before prepare)."""
+    """Store the session now; returns what sets its cookie on the response (callable before prepare).
+
+    The Set-Cookie line is rendered here once, so a setter that is reused (flows/sessions.py) costs one
+    header per response and nothing else."""
     now = rt.clock()
     value = await rt.store.save(session, now)
-    max_age = rt.store.cookie_max_age(session, now)
+    jar: SimpleCookie = SimpleCookie()
+    jar[rt.session_cookie] = value
+    morsel = jar[rt.session_cookie]
+    morsel["path"] = "/"
+    if rt.settings.session.cookie_domain:
+        morsel["domain"] = rt.settings.session.cookie_domain
+    morsel["max-age"] = str(rt.store.cookie_max_age(session, now))
+    morsel["httponly"] = True
+    if rt.settings.secure_cookies:
+        morsel["secure"] = True
+    morsel["samesite"] = "Lax"
+    header = morsel.OutputString()
 
     def set_cookie(response: web.StreamResponse) -> None:
-        response.set_cookie(
-            rt.session_cookie,
-            value,
-            path="/",
-            domain=rt.settings.session.cookie_domain,
-            httponly=True,
-            secure=rt.settings.secure_cookies,
-            samesite="Lax",
-            max_age=max_age,
-        )
+        response.headers.add(hdrs.SET_COOKIE, header)
 
     return set_cookie
 
