@@ -163,6 +163,7 @@ async def _forward(
         timeouts=timeouts,
         metrics=rt.metrics,
         before_prepare=before_prepare,
+        pool=rt.upstream_pool,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -20,6 +20,7 @@ from gateway.assertion import normalize_header_name
 from gateway.errors import UpstreamError
 from gateway.forwarded import ClientView
 from gateway.metrics import Metrics
+from gateway.upstream import UpstreamPool, UpstreamResponse
 
 HOP_BY_HOP = frozenset(
     {
@@ -105,6 +106,62 @@ def is_websocket_upgrade(request: web.Request) -> bool:
     )
 
 
+class _AiohttpUpstream:
+    """aiohttp's client response behind the same small interface as upstream.UpstreamResponse."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.reason = response.reason or ""
+        self.headers = response.headers
+        self.content_length = response.content_length
+
+    async def read_exactly(self, size: int) -> bytes:
+        return await self._response.content.readexactly(size)
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.content.iter_chunked(CHUNK):
+            yield chunk
+
+    def release(self) -> None:
+        self._response.release()
+
+
+def _uses_pool(request: web.Request) -> bool:
+    """Requests the lean client sends; HEAD and Expect stay on aiohttp's (see upstream.py)."""
+    return request.method != "HEAD" and hdrs.EXPECT not in request.headers
+
+
+async def _send(
+    request: web.Request,
+    *,
+    http: aiohttp.ClientSession,
+    pool: UpstreamPool | None,
+    url: URL,
+    headers: CIMultiDict[str],
+    timeouts: aiohttp.ClientTimeout,
+) -> UpstreamResponse | _AiohttpUpstream:
+    has_body = request.body_exists
+    if pool is not None and _uses_pool(request):
+        return await pool.request(
+            request.method,
+            url.raw_path_qs,
+            headers,
+            body=request.content if has_body else None,
+            body_length=request.content_length if has_body else None,
+        )
+    response = await http.request(
+        request.method,
+        url,
+        headers=headers,
+        data=request.content if has_body else None,
+        allow_redirects=False,
+        timeout=timeouts,
+        auto_decompress=False,
+    )
+    return _AiohttpUpstream(response)
+
+
 async def forward(
     request: web.Request,
     *,
@@ -114,26 +171,18 @@ async def forward(
     timeouts: aiohttp.ClientTimeout,
     metrics: Metrics,
     before_prepare: Callable[[web.StreamResponse], None] | None = None,
+    pool: UpstreamPool | None = None,
 ) -> web.StreamResponse:
     url = URL(target, encoded=True)
     if is_websocket_upgrade(request):
         return await _relay_websocket(request, http=http, url=url, headers=headers)
-    has_body = request.body_exists
     started = time.perf_counter()
     try:
-        upstream = await http.request(
-            request.method,
-            url,
-            headers=headers,
-            data=request.content if has_body else None,
-            allow_redirects=False,
-            timeout=timeouts,
-            auto_decompress=False,
-        )
+        upstream = await _send(request, http=http, pool=pool, url=url, headers=headers, timeouts=timeouts)
     except TimeoutError as exc:
         metrics.upstream_errors.labels("timeout").inc()
         raise UpstreamTimeoutError("upstream_timeout") from exc
-    except (aiohttp.ClientError, ValueError) as exc:
+    except (aiohttp.ClientError, ConnectionError, ValueError) as exc:
         metrics.upstream_errors.labels("connect").inc()
         raise UpstreamError("upstream_unreachable") from exc
     metrics.upstream_duration.observe(time.perf_counter() - started)
@@ -157,8 +206,8 @@ async def forward(
             before_prepare(response)
         if small:
             try:
-                body = await upstream.content.readexactly(length or 0)
-            except (TimeoutError, aiohttp.ClientError, asyncio.IncompleteReadError) as exc:
+                body = await upstream.read_exactly(length or 0)
+            except (TimeoutError, aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError) as exc:
                 metrics.upstream_errors.labels("body").inc()
                 raise UpstreamError("upstream_body") from exc
             assert isinstance(response, web.Response)
@@ -167,14 +216,14 @@ async def forward(
         try:
             await response.prepare(request)
             if request.method != "HEAD":
-                async for chunk in upstream.content.iter_chunked(CHUNK):
+                async for chunk in upstream.iter_chunks():
                     await response.write(chunk)
             await response.write_eof()
         except ConnectionResetError:
             # The client went away (aiohttp's ClientConnectionResetError is one too): nothing to send, and
             # not an upstream failure.
             return response
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             # The upstream failed mid-body. Headers are already on the wire: all we can do is cut the connection.
             metrics.upstream_errors.labels("body").inc()
             if request.transport is not None:

@@ -32,6 +32,7 @@ from gateway.session.codec import Keyring
 from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
 from gateway.session.store import BoundedCache, CookieStore, SessionStore
+from gateway.upstream import UpstreamPool
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Runtime:
     clock: Callable[[], float] = time.time
     http: aiohttp.ClientSession | None = None
     upstream_http: aiohttp.ClientSession | None = None
+    upstream_pool: UpstreamPool | None = None
     providers: dict[str, OidcClient] = field(default_factory=dict)
     poll_clients: dict[str, PollClient] = field(default_factory=dict)
     store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
@@ -113,6 +115,11 @@ class Runtime:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
+        self.upstream_pool = UpstreamPool(
+            self.settings.upstream,
+            connect_timeout=self.settings.upstream_timeouts.connect,
+            read_timeout=self.settings.upstream_timeouts.read,
+        )
         for provider in self.settings.providers:
             client = OidcClient(
                 provider,
@@ -162,6 +169,8 @@ class Runtime:
         for session in (self.http, self.upstream_http):
             if session is not None:
                 await session.close()
+        if self.upstream_pool is not None:
+            self.upstream_pool.close()
         await self.store.close()
 
     def _store_observer(self) -> Callable[[str, bool], None]:
