@@ -187,7 +187,8 @@ async def forward(
         raise UpstreamError("upstream_unreachable") from exc
     metrics.upstream_duration.observe(time.perf_counter() - started)
     try:
-        length = upstream.content_length
+        # 204 and 304 have no body, whatever Content-Length says (RFC 9110 §8.6).
+        length = None if upstream.status in (204, 304) else upstream.content_length
         small = length is not None and length <= SMALL_BODY and request.method != "HEAD"
         # A small body of known length is read first and sent with the headers in one write; bigger or
         # unknown-length bodies stream chunk by chunk.

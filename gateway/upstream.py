@@ -117,7 +117,9 @@ class _Connection(asyncio.Protocol):
         self.reason = reason.decode("latin-1")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        if self.head.done():  # a chunked body's trailer fields: never headers of the response
+            return
+        self.headers.add(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
@@ -301,7 +303,8 @@ class UpstreamPool:
         if framing is not None:
             lines.append(framing)
         lines.append("\r\n")
-        return "\r\n".join(lines).encode("latin-1")
+        # aiohttp's server decoded the client's bytes as UTF-8 with surrogateescape: this gives them back as sent.
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
     async def request(
         self,
