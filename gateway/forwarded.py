@@ -6,6 +6,7 @@ default), and then only up to the right-most address that is not itself trusted 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ class ClientView:
     peer: str = ""  # the TCP peer itself (the proxy, when one is trusted)
 
 
+@functools.lru_cache(maxsize=4096)
 def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    """Memoised: the same few proxy addresses ask on every request (``trusted`` is the settings' tuple)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -40,6 +43,7 @@ def client_view(
     forwarded_host: str | None,
     trusted: Sequence[Network],
 ) -> ClientView:
+    trusted = tuple(trusted)  # hashable for the memo (a no-op for the settings' tuple)
     if not trusted or not _trusted(peer, trusted):
         return ClientView(address=peer, proto=scheme, host=host, via_trusted_proxy=False)
     address = peer

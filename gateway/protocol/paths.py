@@ -8,6 +8,7 @@ guessed at: the web layer turns :class:`PathError` into a 400.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ class PathError(ValueError):
     """
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_request_path(raw_path: str) -> str:
     """Return the one path the gateway authorises and forwards.
 
