@@ -47,6 +47,7 @@ async def current_session(request: web.Request, rt: Runtime) -> Current:
         refreshed = await refresh_once(rt, session)
         if refreshed is None:
             return Current(None, "refresh_refused")
+        rt.reissued_cookies.pop(session.sid, None)  # a renewal sealed before the refresh holds the old token
         # A Redis session keeps its cookie (the record changed); a cookie session is a new cookie.
         return Current(refreshed, set_cookie=await issue_session(rt, refreshed) if refreshed.handle is None else None)
     if loaded.reissue:
