@@ -17,18 +17,16 @@ import hashlib
 import json
 import logging
 import secrets
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
-import redis
 from yarl import URL
 
 from gateway.logs import JsonFormatter
@@ -52,10 +50,10 @@ from tests.support.fake_op import (
 )
 from tests.support.gateway import run_gateway
 from tests.support.ports import free_port
+from tests.support.redis_server import RedisServer as SharedRedisServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-REDIS_SERVER = "/usr/bin/redis-server"
 PREFIX = "eidgw:"  # the default session.store_prefix
 COOKIE = "gw_session"
 HTML = {"Accept": "text/html"}
@@ -69,47 +67,8 @@ DUE_AFTER = 1.6
 # ---------------------------------------------------------------------------------------------- redis-server
 
 
-@dataclass
-class RedisServer:
-    """``redis-server --port P --bind 127.0.0.1 --save "" --appendonly no`` (``--dir`` a temporary one)."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-
-    def start(self, timeout: float = 10.0) -> None:
-        assert Path(REDIS_SERVER).exists(), f"{REDIS_SERVER} is missing"
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory)]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process.poll() is None, f"redis-server exited with {self.process.returncode}"
-            try:
-                if self.client().ping():
-                    return
-            except redis.RedisError:
-                pass
-            assert time.monotonic() < deadline, "redis-server did not answer PING"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+class RedisServer(SharedRedisServer):
+    """The shared test redis-server, plus how many GETs it executed."""
 
     def get_calls(self) -> int:
         """How many GET commands Redis has executed (``INFO commandstats``)."""

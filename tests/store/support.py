@@ -15,7 +15,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -31,9 +31,9 @@ from gateway.protocol.jws import b64url_decode
 from tests.support.echo import EchoUpstream
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess, fresh_session, gateway_process, metric
+from tests.support.redis_server import RedisServer as SharedRedisServer
 from tests.support.stack import CLIENT_ID, base_config, browser_login, follow, parse_forms
 
-REDIS_SERVER = "/usr/bin/redis-server"
 REDIS_CLI = "/usr/bin/redis-cli"
 PREFIX = "storetest:"
 COOKIE = "gw_session"
@@ -57,52 +57,12 @@ ASA, SVEN, KARI = person("se-asa"), person("se-sven"), person("no-kari")
 # --- redis-server ------------------------------------------------------------------------------------
 
 
-@dataclass
-class RedisServer:
-    """A redis-server on a free loopback port. ``--save ""`` (no background snapshots), but a ``dump.rdb``
-    in ``directory``: ``shutdown_save`` writes it, and ``start`` again (same port, dir and file) reloads it."""
+class RedisServer(SharedRedisServer):
+    """The shared test redis-server, with what the outage tests need: SHUTDOWN SAVE, signals, a full dump.
+    ``start`` again after ``shutdown_save`` (same port, directory and dump.rdb) reloads the data set."""
 
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
-
-    async def start(self, timeout: float = 10.0) -> None:
-        assert Path(REDIS_SERVER).is_file(), f"{REDIS_SERVER} is missing"
-        args = [
-            REDIS_SERVER,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.directory),
-            "--dbfilename", "dump.rdb",
-        ]  # fmt: skip
-        log = (self.directory / "redis.log").open("ab")
-        with log:
-            self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise AssertionError(f"redis-server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if self.client().ping():
-                    return
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"redis-server did not answer PING within {timeout}s:\n{self.log()}")
-            await asyncio.sleep(0.05)
-
-    def log(self) -> str:
-        path = self.directory / "redis.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+    async def start(self) -> None:  # type: ignore[override]
+        await self.start_async(timeout=10.0)
 
     async def shutdown_save(self) -> None:
         """``redis-cli shutdown save``: the data set is written to dump.rdb, then the server exits."""
@@ -117,20 +77,6 @@ class RedisServer:
     def signal(self, number: int) -> None:
         assert self.process is not None and self.process.poll() is None
         self.process.send_signal(number)
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
 
     def everything(self) -> dict[bytes, tuple[bytes, list[bytes], int]]:
         """Every key: (type, its value or members, its PTTL in ms)."""
