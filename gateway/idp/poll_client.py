@@ -102,6 +102,10 @@ class PollClient:
     async def poll_if_due(self, tx: PollTransaction) -> PollOutcome:
         """Poll the provider when the transaction is due, once per interval however many callers ask."""
         tx = poll.expire_if_past(self.newest(tx), self._clock())
+        wait = poll.wait_until_due(tx, self._clock())
+        if wait > 0:
+            await asyncio.sleep(wait)
+            tx = poll.expire_if_past(self.newest(tx), self._clock())
         if tx.terminal or not poll.is_due(tx, self._clock()):
             self.remember(tx)
             return PollOutcome(tx=tx, id_token=None, result="not_due")

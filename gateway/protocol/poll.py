@@ -51,6 +51,7 @@ __all__ = [
     "fail",
     "is_due",
     "parse_start_response",
+    "wait_until_due",
 ]
 
 PollKind = Literal["headless", "ciba"]
@@ -418,6 +419,23 @@ def is_due(tx: PollTransaction, now: float) -> bool:
     called :func:`expire_if_past` (protocols.md §2.2: stop polling at ``expires_in``).
     """
     return tx.status == "pending" and tx.next_poll_at <= now < tx.expires_at
+
+
+#: A status call this close before the next poll is due waits for it (at most this long, and at most half
+#: the interval) instead of answering "not due": a client that asks once per interval would otherwise be
+#: a few milliseconds early every time and get a provider poll only every second interval.
+EARLY_ASK_WINDOW = 1.0
+
+
+def wait_until_due(tx: PollTransaction, now: float) -> float:
+    """Seconds a status call at ``now`` should wait for the next poll; 0 when it should not wait (the poll
+    is due already, too far ahead, or the transaction ends first). Never makes a poll come sooner."""
+    if tx.status != "pending":
+        return 0.0
+    wait = tx.next_poll_at - now
+    if wait <= 0 or wait > min(EARLY_ASK_WINDOW, tx.interval / 2) or tx.next_poll_at >= tx.expires_at:
+        return 0.0
+    return wait
 
 
 def expire_if_past(tx: PollTransaction, now: float) -> PollTransaction:

@@ -24,6 +24,7 @@ from gateway.protocol.poll import (
     fail,
     is_due,
     parse_start_response,
+    wait_until_due,
 )
 
 T0 = 1_700_000_000.0
@@ -793,3 +794,32 @@ def test_poll_forms():
 def test_poll_form_refuses_bad_grant_type(tx, grant_type):
     with pytest.raises(ValueError):
         build_poll_form(tx(), grant_type=grant_type)
+
+
+# --- an early status call waits for the due time --------------------------------------------------
+
+
+def test_an_ask_just_before_the_due_time_waits_for_it():
+    tx = replace(headless(), interval=5.0, next_poll_at=T0 + 5)
+    assert wait_until_due(tx, T0 + 4.99) == pytest.approx(0.01)
+    assert wait_until_due(tx, T0 + 4.0) == pytest.approx(1.0)
+    assert not is_due(tx, T0 + 4.99)  # the wait never makes a poll come sooner
+
+
+def test_an_ask_far_before_the_due_time_or_after_it_does_not_wait():
+    tx = replace(headless(), interval=5.0, next_poll_at=T0 + 5)
+    assert wait_until_due(tx, T0 + 3.9) == 0.0
+    assert wait_until_due(tx, T0 + 5) == 0.0
+    assert wait_until_due(tx, T0 + 9) == 0.0
+
+
+def test_the_early_window_is_at_most_half_the_interval():
+    tx = replace(headless(), interval=0.4, next_poll_at=T0 + 0.4)
+    assert wait_until_due(tx, T0 + 0.21) == pytest.approx(0.19)
+    assert wait_until_due(tx, T0 + 0.19) == 0.0
+
+
+def test_no_wait_for_a_finished_transaction_or_a_poll_past_expiry():
+    tx = replace(headless(), interval=5.0, next_poll_at=T0 + 5)
+    assert wait_until_due(cancel(tx, T0 + 1), T0 + 4.5) == 0.0
+    assert wait_until_due(replace(tx, expires_at=T0 + 5), T0 + 4.5) == 0.0
