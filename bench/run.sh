@@ -8,6 +8,7 @@
 # Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
 #   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,headless SKIP_INSTALL=1
 #   HEADLESS_N=10000 HEADLESS_INTERVAL=5 HEADLESS_INTERVALS=3 HEADLESS_KEY=ec HEADLESS_EXPIRES_IN=900
+#   HEADLESS_IDP_CPUS=1
 #   WORKERS_CPUS=0,1
 #
 # What it does, all on 127.0.0.1: installs what is missing (apt: nginx apache2
@@ -25,8 +26,9 @@
 #   WORKERS_CPUS (both cores), and wrk on the SAME cores, the upstream nginx moved there too for the
 #   step: a 2-core machine has no third core for the load generator (bench/tools/workers.py).
 # Step `headless` (row 5), after everything else has stopped: the dev IdP (bench/tools/headless_idp.py)
-#   :19093 and a gateway with a `flow: headless` provider (private_key_jwt with a HEADLESS_KEY key,
-#   poll_interval HEADLESS_INTERVAL s, --workers 1) :19092, metrics :19094, both on CPU 0; the driver
+#   :19093 on HEADLESS_IDP_CPUS (default: the driver's CPU 1; it stands in for a remote service) and a
+#   gateway with a `flow: headless` provider (private_key_jwt with a HEADLESS_KEY key, poll_interval
+#   HEADLESS_INTERVAL s, --workers 1) :19092, metrics :19094, on CPU 0; the driver
 #   bench/tools/headless_load.py on CPU 1 starts HEADLESS_N transactions and asks each one's status once
 #   per interval for HEADLESS_INTERVALS intervals.
 # Every process it starts is stopped by PID at the end, also on failure (trap), and each server
@@ -46,7 +48,7 @@ PY="$REPO/.venv/bin/python"
 : "${HEADLESS_GW_PORT:=19092}" "${HEADLESS_IDP_PORT:=19093}" "${HEADLESS_METRICS_PORT:=19094}"
 : "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
 : "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
-: "${HEADLESS_EXPIRES_IN:=900}"
+: "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
 : "${LOGIN_N:=50}" "${PAR_LOGINS:=20}" "${PAR_LOGIN_N:=100}" "${PYSPY:=1}" "${PYSPY_SECONDS:=8}"
 : "${ONLY:=}" "${SKIP_INSTALL:=0}" "${MAX_SECONDS:=1800}"
@@ -258,7 +260,8 @@ fi
 if ((HEADLESS)); then
   stop_all  # nothing else runs during this step
   log "dev IdP (headless, interval ${HEADLESS_INTERVAL}s, expires_in ${HEADLESS_EXPIRES_IN}s) :$HEADLESS_IDP_PORT"
-  start headless-idp "$PY" "$BENCH/tools/headless_idp.py" --host "$BIND_HOST" --port "$HEADLESS_IDP_PORT" \
+  # The IdP is a remote service in production (Idura's): it runs beside the driver, not on the gateway's core.
+  SERVER_CPUS="$HEADLESS_IDP_CPUS" start headless-idp "$PY" "$BENCH/tools/headless_idp.py" --host "$BIND_HOST" --port "$HEADLESS_IDP_PORT" \
     --client-id gw-headless --client-key "$OUT/headless/client.pem" \
     --redirect-uri "http://$BIND_HOST:$HEADLESS_GW_PORT/_auth/callback/se-bankid" \
     --interval "$HEADLESS_INTERVAL" --expires-in "$HEADLESS_EXPIRES_IN" --max-orders $((HEADLESS_N + 1000))

@@ -103,9 +103,11 @@ class PollClient:
         """Poll the provider when the transaction is due, once per interval however many callers ask."""
         tx = poll.expire_if_past(self.newest(tx), self._clock())
         wait = poll.wait_until_due(tx, self._clock())
-        if wait > 0:
+        while wait > 0:
+            # A loop, not one sleep: uvloop's timers have millisecond resolution and may wake a little early.
             await asyncio.sleep(wait)
             tx = poll.expire_if_past(self.newest(tx), self._clock())
+            wait = poll.wait_until_due(tx, self._clock())
         if tx.terminal or not poll.is_due(tx, self._clock()):
             self.remember(tx)
             return PollOutcome(tx=tx, id_token=None, result="not_due")
