@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
@@ -91,6 +92,10 @@ async def serve_forever(
     settings: Settings, *, reuse_port: bool = False, worker: int = 0, generated_key_pem: bytes | None = None
 ) -> None:
     gateway = await start_gateway(settings, reuse_port=reuse_port, worker=worker, generated_key_pem=generated_key_pem)
+    # What start-up built lives as long as the process: out of the collector's sight, a full collection
+    # under load walks only what requests made (shorter pauses, so a better p99).
+    gc.collect()
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
