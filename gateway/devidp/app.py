@@ -19,6 +19,7 @@ from gateway.devidp.bankid_control import (
     handle_faults_add,
     handle_faults_clear,
     handle_faults_show,
+    handle_poll_times,
     handle_scan,
 )
 from gateway.devidp.bankid_control import handle_identify as handle_control_identify
@@ -91,6 +92,7 @@ def _add_headless_routes(app: web.Application, path: Callable[[str], str]) -> No
     app.router.add_post(path("/_dev/bankid/identify"), handle_control_identify)
     app.router.add_post(path("/_dev/bankid/decline"), handle_decline)
     app.router.add_get(path("/_dev/headless/faults"), handle_faults_show)
+    app.router.add_get(path("/_dev/headless/polls"), handle_poll_times)
     app.router.add_post(path("/_dev/headless/faults"), handle_faults_add)
     app.router.add_delete(path("/_dev/headless/faults"), handle_faults_clear)
 

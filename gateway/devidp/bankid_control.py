@@ -96,6 +96,11 @@ async def handle_faults_show(request: web.Request) -> web.StreamResponse:
     return json_body({"faults": request.app[STATE].headless_faults.snapshot()})
 
 
+async def handle_poll_times(request: web.Request) -> web.StreamResponse:
+    """When the headless polls arrived, on the IdP's clock (oldest first)."""
+    return json_body({"polls": list(request.app[STATE].headless_poll_times)})
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise _BadControl("the body must be application/json")

@@ -141,6 +141,7 @@ def poll_headless(state: DevIdpState, form: Params, client: DevClient) -> web.Re
     if now >= order.expires_at:
         state.headless.remove(order)
         return json_error(*_EXPIRED)
+    state.headless_poll_times.append(now)
     previous, order.last_poll = order.last_poll, now
     if previous is not None and now - previous < state.headless_interval:
         return json_error("slow_down", f"poll at most once every {state.headless_interval:g} seconds")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -72,6 +73,8 @@ class DevIdpState:
     assertion_ids: ExpiringStore[bool] = field(init=False)
     headless: HeadlessStore = field(init=False)
     headless_faults: FaultQueue = field(init=False)
+    #: When each headless poll arrived (newest last, bounded): tests check the gateway's pacing with it.
+    headless_poll_times: deque[float] = field(init=False)
     #: Signs the ``bad_id_token`` fault: a key that is never published in /jwks. Made when needed.
     rogue_key: SigningKey | None = field(init=False, default=None)
 
@@ -82,6 +85,7 @@ class DevIdpState:
         self.assertion_ids = ExpiringStore(self.clock)
         self.headless = HeadlessStore(self.clock)
         self.headless_faults = FaultQueue()
+        self.headless_poll_times = deque(maxlen=1000)
 
     @property
     def issuer(self) -> str:

@@ -99,7 +99,8 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     # Starting a login ends any session this browser had (attacks.md T37, session fixation).
     await end_presented_session(request, rt)
     response = redirect_to(url)
-    clear_session(response, rt)
+    if rt.session_cookie in request.cookies:  # a browser that sent none has none to clear
+        clear_session(response, rt)
     write_pending_logins(response, rt, add_pending(read_pending_logins(request, rt), pending))
     rt.metrics.logins_started.labels(name).inc()
     logs.event("login_started", provider=name)
