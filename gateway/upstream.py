@@ -26,7 +26,9 @@ from multidict import CIMultiDict
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "CONNECT"})
 #: Headers this client writes itself; copies from the caller are dropped.
 _OWN = frozenset({"host", "content-length", "transfer-encoding", "expect", "connection"})
-_HIGH_WATER = 256 * 1024
+#: Body bytes held per connection before the upstream socket stops being read. 256 KiB gave ~15% more
+#: 1 MiB responses a second in bench/ but 32 MB more RSS at 50 connections: memory per slow client wins.
+_HIGH_WATER = 64 * 1024
 _MAX_IDLE = 256
 _WRITE_HIGH = 64 * 1024
 

@@ -494,7 +494,8 @@ async def test_big_body_is_flow_controlled_not_buffered() -> None:
     async with up, pool_for(up, read_timeout=2.0) as pool:
         resp = await pool.request("GET", "/", CIMultiDict(), body=None, body_length=None)
         await asyncio.sleep(0.5)  # nobody reads: the client must stop reading the socket
-        assert resp._connection.buffered < 1024 * 1024
+        # At most the high-water mark (64 KiB) plus what one socket read brought (up to 256 KiB).
+        assert resp._connection.buffered < 320 * 1024
         assert writers[0].transport.get_write_buffer_size() > 0  # the upstream is held back
         await asyncio.sleep(2.5)  # longer than read_timeout: a slow reader is not the upstream's delay
         received = bytearray()
