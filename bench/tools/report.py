@@ -58,12 +58,15 @@ for w in R["wrk"]:
 steps = (("redirect", "4a", "login step: redirect (unauth GET -> 302 to the OP)"),
          ("callback", "4b", "login step: callback (code exchange + ID token check + session)"),
          ("first", "4c", "login step: first authenticated request"),
+         ("again", "4d", "second authenticated request of that session (not a login step: for comparison)"),
          ("total", "4", "full login incl. OP pages"))
 for par in sorted({L["parallel"] for L in R["logins"]}):
     Ls = {L["server"]: L for L in R["logins"] if L["parallel"] == par}
     mode = "sequential" if par == 1 else f"{par} in parallel"
     for key, num, label in steps:
         for srv, L in Ls.items():
+            if f"{key}_ms" not in L:  # results.json of an older bench run
+                continue
             p50 = L[f"{key}_ms"]
             p99 = L["total_p99_ms"] if key == "total" else L[f"{key}_p99_ms"]
             rate = f"{L['logins_per_s']:.1f} logins/s" if key == "total" else ""

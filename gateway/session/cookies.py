@@ -6,11 +6,14 @@ that cannot answer raises StoreUnavailableError (503): never "no session", never
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 
 from aiohttp import hdrs, web
 
+from gateway.errors import GatewayError
 from gateway.runtime import Runtime
 from gateway.session.codec import SealError
 from gateway.session.model import PendingLogin, Session
@@ -35,6 +38,10 @@ async def issue_session(rt: Runtime, session: Session) -> Callable[[web.StreamRe
 
     The Set-Cookie line is rendered here once, so a setter that is reused (flows/sessions.py) costs one
     header per response and nothing else."""
+    return (await _issue(rt, session))[1]
+
+
+async def _issue(rt: Runtime, session: Session) -> tuple[str, Callable[[web.StreamResponse], None]]:
     now = rt.clock()
     value = await rt.store.save(session, now)
     jar: SimpleCookie = SimpleCookie()
@@ -53,11 +60,29 @@ async def issue_session(rt: Runtime, session: Session) -> Callable[[web.StreamRe
     def set_cookie(response: web.StreamResponse) -> None:
         response.headers.add(hdrs.SET_COOKIE, header)
 
-    return set_cookie
+    return value, set_cookie
 
 
 async def write_session(response: web.StreamResponse, rt: Runtime, session: Session) -> None:
-    (await issue_session(rt, session))(response)
+    """A new login's session cookie on the response. Once the response is on its way (the task runs when
+    the handler's task yields), what the browser's first request would pay for is done ahead: the cookie
+    opened once (the store caches it), the identity headers encoded and the assertion signed (cached per
+    session id, so it still expires on time and is never another session's). bench/ row 4c."""
+    value, set_cookie = await _issue(rt, session)
+    set_cookie(response)
+    task = asyncio.ensure_future(_prepare_first_request(rt, value, session))
+    _PREPARING.add(task)
+    task.add_done_callback(_PREPARING.discard)
+
+
+_PREPARING: set[asyncio.Task[None]] = set()
+
+
+async def _prepare_first_request(rt: Runtime, cookie: str, session: Session) -> None:
+    with contextlib.suppress(GatewayError):  # only a head start: the first request does it again if needed
+        await rt.store.load(cookie, rt.clock())
+    rt.identity_header_pairs(session.sid, session.identity)
+    rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:

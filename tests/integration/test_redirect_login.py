@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import pytest
 
 from gateway.protocol import jws
 from gateway.protocol.claims import decode_header_value
-from tests.support.stack import browser_login, running_stack
+from tests.support.stack import browser_login, follow, parse_forms, running_stack
+
+HTML = {"Accept": "text/html"}
 
 
 def jar() -> aiohttp.CookieJar:
@@ -75,3 +80,26 @@ async def test_cancel_at_idp_ends_on_error_page_without_session() -> None:
         assert "Try again" in text and "Traceback" not in text
         assert "gw_session" not in {c.key for c in http.cookie_jar}
         assert stack.echo.requests == []
+
+
+async def test_the_first_request_after_login_carries_the_assertion_signed_at_login() -> None:
+    """The assertion of a new session is signed as the login completes, not when the browser comes back
+    (bench row 4c): its iat is the login's time. It is still that session's own, and it expires on time."""
+    async with running_stack() as stack, aiohttp.ClientSession(cookie_jar=jar()) as http:
+        response = await follow(http, await http.get(f"{stack.url}/private/a", headers=HTML, allow_redirects=False))
+        form = next(f for f in parse_forms(await response.text()) if "Log in as Åsa Öberg" in f["text"])
+        decided = await http.post(
+            urljoin(str(response.url), form["action"]), data=form["fields"], allow_redirects=False, headers=HTML
+        )
+        assert decided.status in (302, 303) and "/_auth/callback/" in decided.headers["Location"]
+        async with http.get(decided.headers["Location"], headers=HTML, allow_redirects=False) as callback:
+            assert callback.status == 302 and callback.headers["Location"] == "/private/a"
+        logged_in_at = time.time()
+        await asyncio.sleep(1.2)
+        async with http.get(f"{stack.url}/private/a", headers=HTML) as page:
+            assert page.status == 200
+        async with http.get(f"{stack.url}/_auth/jwks.json") as resp:
+            keys = jws.parse_jwks(await resp.json())
+        claims = jws.verify(stack.echo.requests[-1].headers["X-Auth-Assertion"], keys, algorithms={"ES256"})
+        assert claims["iat"] <= logged_in_at and claims["exp"] == claims["iat"] + 60
+        assert claims["name"] == "Åsa Öberg"
