@@ -224,11 +224,15 @@ async def handle_status(request: web.Request) -> web.StreamResponse:
         raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     tx, return_to = found
     provider, client = _poll_provider(rt, tx.provider)
-    outcome = await client.poll_if_due(tx)
     spent = "tx:" + tx.request_id
+    gone = NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
+    await client.wait_until_due(tx)
+    # Cancelled or finished (on any replica) while this call waited: no poll for a dead transaction.
+    if await rt.store.is_spent(spent, rt.clock()):
+        raise gone
+    outcome = await client.poll_if_due(tx)
     # Several status calls (on any replica) may have waited on the same provider poll: the first to spend
     # the transaction takes the result; the store's marker makes that atomic, so the others find it gone.
-    gone = NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     if await rt.store.is_spent(spent, rt.clock()):
         raise gone
     tx, session = outcome.tx, None

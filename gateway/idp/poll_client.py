@@ -99,15 +99,20 @@ class PollClient:
     def pending_count(self, now: float) -> int:
         return sum(1 for t in self._latest.values() if t.status == "pending" and t.expires_at > now)
 
+    async def wait_until_due(self, tx: PollTransaction) -> None:
+        """Hold a status call that came just before the next poll is due until it is (protocol/poll.py
+        ``wait_until_due``); the caller checks that the transaction is still live before polling."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + poll.EARLY_ASK_WINDOW + 0.1  # also bounded if a test's clock stands still
+        wait = poll.wait_until_due(self.newest(tx), self._clock())
+        while wait > 0 and loop.time() < deadline:
+            # A loop, not one sleep: uvloop's timers have millisecond resolution and may wake a little early.
+            await asyncio.sleep(wait)
+            wait = poll.wait_until_due(self.newest(tx), self._clock())
+
     async def poll_if_due(self, tx: PollTransaction) -> PollOutcome:
         """Poll the provider when the transaction is due, once per interval however many callers ask."""
         tx = poll.expire_if_past(self.newest(tx), self._clock())
-        wait = poll.wait_until_due(tx, self._clock())
-        while wait > 0:
-            # A loop, not one sleep: uvloop's timers have millisecond resolution and may wake a little early.
-            await asyncio.sleep(wait)
-            tx = poll.expire_if_past(self.newest(tx), self._clock())
-            wait = poll.wait_until_due(tx, self._clock())
         if tx.terminal or not poll.is_due(tx, self._clock()):
             self.remember(tx)
             return PollOutcome(tx=tx, id_token=None, result="not_due")

@@ -422,8 +422,10 @@ def is_due(tx: PollTransaction, now: float) -> bool:
 
 
 #: A status call this close before the next poll is due waits for it (at most this long, and at most half
-#: the interval) instead of answering "not due": a client that asks once per interval would otherwise be
-#: a few milliseconds early every time and get a provider poll only every second interval.
+#: the interval) instead of answering "not due": a client that asks once per interval on its own clock is
+#: a little early every time (the next poll is due an interval after the previous *answer*) and would get
+#: a provider poll only on every second ask. With the wait it gets one on each ask until the round trips
+#: add up to more than the window (with 20 ms per poll and a 1 s window, one ask in fifty is skipped).
 EARLY_ASK_WINDOW = 1.0
 
 

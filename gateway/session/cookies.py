@@ -7,7 +7,6 @@ that cannot answer raises StoreUnavailableError (503): never "no session", never
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 
@@ -79,10 +78,14 @@ _PREPARING: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_first_request(rt: Runtime, cookie: str, session: Session) -> None:
-    with contextlib.suppress(GatewayError):  # only a head start: the first request does it again if needed
-        await rt.store.load(cookie, rt.clock())
-    rt.identity_header_pairs(session.sid, session.identity)
-    rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
+    try:
+        loaded = await rt.store.load(cookie, rt.clock())
+    except GatewayError:  # only a head start: the first request does it all again
+        return
+    if loaded.session is None or loaded.session.sid != session.sid:
+        return  # ended meanwhile (logout, back-channel): nothing is signed for it
+    rt.identity_header_pairs(loaded.session.sid, loaded.session.identity)
+    rt.signer.assertion_for(loaded.session.sid, loaded.session.identity, now=rt.clock())
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:

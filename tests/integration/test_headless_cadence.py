@@ -6,12 +6,14 @@ the due time the gateway would poll only on every second ask (issue 6, bench row
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from tests.integration.test_headless_faults import idp_poll_times
 from tests.integration.test_headless_replicas import BINDING, _polls
 from tests.support.headless_stack import running_headless_stack
 
@@ -50,10 +52,14 @@ async def test_a_status_call_on_a_fixed_cadence_gets_one_poll_per_interval(tmp_p
                 assert (await resp.json())["status"] == "pending"
             waited.append(time.monotonic() - asked)
         polls = await _polls(plain, stack.gateway.metrics_url)
-        # One poll per ask, none answered slow_down (never sooner than the interval), and no ask held for
-        # longer than the early-ask window (half the interval).
+        # One poll per ask, all answered pending.
         assert polls == {"pending": float(ASKS)}, polls
-        assert max(waited) < INTERVAL / 2 + 0.25, waited
+        # Never sooner than the interval: the gaps between the polls' arrivals at the IdP, on its clock.
+        arrivals = await idp_poll_times(stack)
+        assert len(arrivals) == ASKS
+        assert min(b - a for a, b in itertools.pairwise(arrivals)) >= INTERVAL, arrivals
+        # No ask is held much longer than the early-ask window (half the interval) plus the poll itself.
+        assert max(waited) < INTERVAL / 2 + 0.5, waited
 
 
 async def test_an_ask_right_after_a_poll_does_not_wait_or_poll(tmp_path: Path) -> None:
@@ -75,3 +81,34 @@ async def test_an_ask_right_after_a_poll_does_not_wait_or_poll(tmp_path: Path) -
         assert await _polls(plain, stack.gateway.metrics_url) == {"pending": 1.0}
         # The second and third asks come a whole interval early: answered at once, not held.
         assert max(timings[1:]) < 0.3, timings
+
+
+async def test_a_held_status_call_sends_no_poll_for_a_transaction_cancelled_meanwhile(tmp_path: Path) -> None:
+    async with (
+        running_headless_stack(tmp_path, customize=_interval) as stack,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser,
+        aiohttp.ClientSession() as plain,
+    ):
+        binding = await _start(browser, stack.url)
+        cookie = {"Cookie": f"{BINDING}={binding}"}
+        await asyncio.sleep(INTERVAL)
+        async with plain.get(f"{stack.url}/_auth/headless/status", headers=cookie) as resp:
+            assert resp.status == 200
+        answered = time.monotonic()
+        assert len(await idp_poll_times(stack)) == 1
+        # Ask 0.3 s before the next poll is due: the call is held; cancel while it waits.
+        await asyncio.sleep(INTERVAL - 0.3)
+
+        async def held_status() -> int:
+            async with plain.get(f"{stack.url}/_auth/headless/status", headers=cookie) as resp:
+                return resp.status
+
+        held = asyncio.ensure_future(held_status())
+        await asyncio.sleep(0.1)
+        assert not held.done(), time.monotonic() - answered
+        async with plain.post(
+            f"{stack.url}/_auth/headless/cancel", headers={**cookie, "Origin": stack.url}
+        ) as resp:
+            assert resp.status == 200, await resp.text()
+        assert await held == 404
+        assert len(await idp_poll_times(stack)) == 1  # no poll for the cancelled login

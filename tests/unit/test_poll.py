@@ -799,11 +799,13 @@ def test_poll_form_refuses_bad_grant_type(tx, grant_type):
 # --- an early status call waits for the due time --------------------------------------------------
 
 
-def test_an_ask_just_before_the_due_time_waits_for_it():
+def test_an_ask_just_before_the_due_time_waits_exactly_until_it():
     tx = replace(headless(), interval=5.0, next_poll_at=T0 + 5)
-    assert wait_until_due(tx, T0 + 4.99) == pytest.approx(0.01)
-    assert wait_until_due(tx, T0 + 4.0) == pytest.approx(1.0)
-    assert not is_due(tx, T0 + 4.99)  # the wait never makes a poll come sooner
+    for asked in (T0 + 4.0, T0 + 4.5, T0 + 4.99):
+        wait = wait_until_due(tx, asked)
+        assert wait == pytest.approx(T0 + 5 - asked)
+        # Waiting that long makes the poll due, and not a moment sooner.
+        assert is_due(tx, asked + wait) and not is_due(tx, asked + wait - 0.001)
 
 
 def test_an_ask_far_before_the_due_time_or_after_it_does_not_wait():
