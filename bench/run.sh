@@ -8,7 +8,8 @@
 # Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
 #   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,headless SKIP_INSTALL=1
 #   HEADLESS_N=10000 HEADLESS_INTERVAL=5 HEADLESS_INTERVALS=3 HEADLESS_KEY=ec HEADLESS_EXPIRES_IN=900
-#   HEADLESS_IDP_CPUS=1
+#   HEADLESS_IDP_CPUS=1 OP_CPUS=0 (OP_CPUS=1: the OP beside the load generator, as a remote OP would be;
+#   it changes only row 4, for every server alike)
 #   WORKERS_CPUS=0,1
 #
 # What it does, all on 127.0.0.1: installs what is missing (apt: nginx apache2
@@ -48,7 +49,7 @@ PY="$REPO/.venv/bin/python"
 : "${HEADLESS_GW_PORT:=19092}" "${HEADLESS_IDP_PORT:=19093}" "${HEADLESS_METRICS_PORT:=19094}"
 : "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
 : "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
-: "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}"
+: "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}" "${OP_CPUS:=$SERVER_CPUS}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
 : "${LOGIN_N:=50}" "${PAR_LOGINS:=20}" "${PAR_LOGIN_N:=100}" "${PYSPY:=1}" "${PYSPY_SECONDS:=8}"
 : "${ONLY:=}" "${SKIP_INSTALL:=0}" "${MAX_SECONDS:=1800}"
@@ -211,7 +212,7 @@ if ((PEERS || WORKERS)); then
   log "OP (tests/op/server.js) :$OP_PORT"
   OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
     REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op" \
-    OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" \
+    OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" SERVER_CPUS="$OP_CPUS" \
     start op node "$REPO/tests/op/server.js"
   wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
   echo "$(child_of "$(cat "$OUT/pids/upstream")")" >"$OUT/pids/upstream.server"
