@@ -7,7 +7,6 @@ each prefixed by its key path and followed by the fix.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import os
 import re
@@ -19,6 +18,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.config_reader import (
+    Problems,
+    Reader,
+    check_url,
+    expand_env,
+    parse_host_port,
+)
 from gateway.errors import ConfigError
 from gateway.policy import Rule
 from gateway.protocol.claims import CANONICAL_CLAIMS, validate_claim_mapping
@@ -34,10 +40,6 @@ RESPONSE_MODES = ("query", "form_post")
 HEADER_ENCODINGS = ("rfc8187", "base64url")
 _PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}\Z")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)?\Z")
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-_LOOPBACK_HOSTS = ("localhost",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,161 +204,19 @@ _RULE_KEYS = {"host", "path_prefix", "require"}
 _ASSERTION_KEYS = {"header", "signing_key_file", "published_key_files", "audience", "ttl"}
 
 
-class _Problems:
-    """Collects every problem so that the user fixes the whole file in one go."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-    def unknown_keys(self, path: str, given: Mapping[str, Any], known: set[str]) -> None:
-        for key in given:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), sorted(known), n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "remove it"
-                self.add(f"{path}{key}" if path else str(key), f"unknown key; {hint}")
-
-
-def expand_env(value: Any, environ: Mapping[str, str], path: str, problems: _Problems) -> Any:
-    """Expand ${VAR} in every string of the parsed document; a missing variable is a problem."""
-    if isinstance(value, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in environ:
-                problems.add(path, f"environment variable {name} is not set; export it or write the value")
-                return ""
-            return environ[name]
-
-        return _ENV_REF.sub(substitute, value)
-    if isinstance(value, list):
-        return [expand_env(v, environ, f"{path}[{i}]", problems) for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        return {k: expand_env(v, environ, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
-    return value
-
-
-def parse_duration(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if 0 <= value < float("inf") else None
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match:
-            return int(match.group(1)) * _UNITS[match.group(2)]
-    return None
-
-
-def parse_host_port(value: Any) -> tuple[str, int] | None:
-    if not isinstance(value, str) or ":" not in value:
-        return None
-    host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        return None
-    return host, int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _Reader:
-    """Typed access to one mapping of the document, recording a problem for each wrong value."""
-
-    def __init__(self, data: Mapping[str, Any], path: str, problems: _Problems) -> None:
-        self.data, self.path, self.problems = data, path, problems
-
-    def key(self, name: str) -> str:
-        return f"{self.path}{name}"
-
-    def string(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
-        value = self.data.get(name, default)
-        if value is None or value == "":
-            if required:
-                self.problems.add(self.key(name), "is required")
-            return None if value is None else default
-        if not isinstance(value, str):
-            self.problems.add(self.key(name), "must be a string")
-            return default
-        return value
-
-    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.data.get(name)
-        if value is None:
-            return default
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problems.add(self.key(name), "must be a list of strings, e.g. [a, b]")
-            return default
-        return tuple(value)
-
-    def duration(self, name: str, default: float) -> float:
-        if name not in self.data:
-            return default
-        parsed = parse_duration(self.data[name])
-        if parsed is None:
-            self.problems.add(self.key(name), "must be a duration such as 30s, 15m, 8h or a number of seconds")
-            return default
-        return parsed
-
-    def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
-        value = self.data.get(name, default)
-        if value not in options:
-            self.problems.add(self.key(name), f"must be one of {', '.join(options)}")
-            return default
-        return str(value)
-
-    def boolean(self, name: str, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            self.problems.add(self.key(name), "must be true or false")
-            return default
-        return value
-
-    def mapping(self, name: str) -> Mapping[str, Any] | None:
-        value = self.data.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.problems.add(self.key(name), "must be a mapping of key: value")
-            return None
-        return value
-
-
-def _check_url(problems: _Problems, path: str, url: str | None, *, allow_http_loopback: bool = True) -> None:
-    if url is None:
-        return
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        problems.add(path, "must be an absolute http(s) URL, e.g. https://login.example.com")
-        return
-    if parts.query or parts.fragment:
-        problems.add(path, "must not have a query or fragment")
-    if parts.scheme == "http" and not (allow_http_loopback and _is_loopback(parts.hostname)):
-        problems.add(path, "must use https (http is accepted for loopback hosts only, for development)")
-
-
-def _load_provider(raw: Any, index: int, problems: _Problems, base_dir: Path) -> ProviderSettings | None:
+def _load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> ProviderSettings | None:
     path = f"providers[{index}]."
     if not isinstance(raw, dict):
         problems.add(f"providers[{index}]", "must be a mapping with name, issuer, client_id, ...")
         return None
     problems.unknown_keys(path, raw, _PROVIDER_KEYS)
-    r = _Reader(raw, path, problems)
+    r = Reader(raw, path, problems)
     name = r.string("name", required=True) or ""
     if name and not _PROVIDER_NAME.match(name):
         problems.add(r.key("name"), "must match [a-z0-9-]+ (at most 32 characters)")
     flow = r.choice("flow", FLOWS, "redirect")
     issuer = r.string("issuer", required=True)
-    _check_url(problems, r.key("issuer"), issuer)
+    check_url(problems, r.key("issuer"), issuer)
     client_id = r.string("client_id", required=True) or ""
     client_auth = r.choice("client_auth", CLIENT_AUTH_METHODS, "client_secret_basic")
     client_secret = r.string("client_secret")
@@ -409,9 +269,9 @@ def _load_provider(raw: Any, index: int, problems: _Problems, base_dir: Path) ->
     headless_endpoint = r.string("headless_authorize_endpoint")
     if flow == "headless" and headless_endpoint is None and issuer:
         headless_endpoint = issuer.rstrip("/") + "/headless/authorize"
-    _check_url(problems, r.key("headless_authorize_endpoint"), headless_endpoint)
+    check_url(problems, r.key("headless_authorize_endpoint"), headless_endpoint)
     backchannel_endpoint = r.string("backchannel_authentication_endpoint")
-    _check_url(problems, r.key("backchannel_authentication_endpoint"), backchannel_endpoint)
+    check_url(problems, r.key("backchannel_authentication_endpoint"), backchannel_endpoint)
     poll_interval = r.duration("poll_interval", 5.0)
     if not 0.05 <= poll_interval <= 60:
         problems.add(r.key("poll_interval"), "must be between 50ms and 60s (Idura asks for 5s)")
@@ -450,7 +310,7 @@ def _load_provider(raw: Any, index: int, problems: _Problems, base_dir: Path) ->
     )
 
 
-def _store_address(sr: _Reader, problems: _Problems) -> StoreAddress:
+def _store_address(sr: Reader, problems: Problems) -> StoreAddress:
     value = sr.string("store", "cookie") or "cookie"
     try:
         return parse_store_url(value)
@@ -459,7 +319,7 @@ def _store_address(sr: _Reader, problems: _Problems) -> StoreAddress:
         return StoreAddress("cookie")
 
 
-def _cookie_domain(sr: _Reader, problems: _Problems, public_url: str | None) -> str | None:
+def _cookie_domain(sr: Reader, problems: Problems, public_url: str | None) -> str | None:
     """A parent domain for header SSO across sibling hosts; it must contain the public host."""
     domain = sr.string("cookie_domain")
     if domain is None:
@@ -476,7 +336,7 @@ def _cookie_domain(sr: _Reader, problems: _Problems, public_url: str | None) -> 
     return bare
 
 
-def _load_rules(raw: Any, problems: _Problems) -> tuple[Rule, ...]:
+def _load_rules(raw: Any, problems: Problems) -> tuple[Rule, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
@@ -489,7 +349,7 @@ def _load_rules(raw: Any, problems: _Problems) -> tuple[Rule, ...]:
             problems.add(f"rules[{i}]", "must be a mapping with path_prefix, host and require")
             continue
         problems.unknown_keys(path, item, _RULE_KEYS)
-        r = _Reader(item, path, problems)
+        r = Reader(item, path, problems)
         prefix = r.string("path_prefix", "/") or "/"
         if not prefix.startswith("/") or any(c in prefix for c in "?#%\\*") or "//" in prefix or "/../" in prefix + "/":
             problems.add(r.key("path_prefix"), "must be a plain path such as /admin/")
@@ -512,20 +372,20 @@ def _load_rules(raw: Any, problems: _Problems) -> tuple[Rule, ...]:
 
 def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
     """Turn a parsed config document into Settings, or raise ConfigError with every problem."""
-    problems = _Problems()
+    problems = Problems()
     environ = os.environ if environ is None else environ
     base = base_dir or Path.cwd()
     if not isinstance(document, dict):
         raise ConfigError(["(top level): the config must be a YAML mapping; start from config/example.yaml"])
     data = expand_env(document, environ, "", problems)
     problems.unknown_keys("", data, _TOP_KEYS)
-    r = _Reader(data, "", problems)
+    r = Reader(data, "", problems)
 
     listen = parse_host_port(data.get("listen", "127.0.0.1:8080"))
     if listen is None:
         problems.add("listen", "must be host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
     public_url = r.string("public_url", required=True)
-    _check_url(problems, "public_url", public_url)
+    check_url(problems, "public_url", public_url)
     if public_url and urlsplit(public_url).path not in ("", "/"):
         problems.add("public_url", "must be an origin without a path, e.g. https://app.example.com")
     upstream = r.string("upstream", required=True)
@@ -553,7 +413,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         problems.add("session", "is required (at least session.secret); generate one with: eid-gateway keygen")
         session_raw = {}
     problems.unknown_keys("session.", session_raw, _SESSION_KEYS)
-    sr = _Reader(session_raw, "session.", problems)
+    sr = Reader(session_raw, "session.", problems)
     secret = sr.string("secret", required=not session_missing) or ""
     previous = sr.strings("previous_secrets")
     for key_path, value in [("session.secret", secret)] + [
@@ -596,7 +456,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
 
     assertion_raw = r.mapping("assertion") or {}
     problems.unknown_keys("assertion.", assertion_raw, _ASSERTION_KEYS)
-    ar = _Reader(assertion_raw, "assertion.", problems)
+    ar = Reader(assertion_raw, "assertion.", problems)
     assertion_header = ar.string("header", "X-Auth-Assertion") or "X-Auth-Assertion"
     if not _HEADER_NAME.match(assertion_header):
         problems.add("assertion.header", "must be a header name of letters, digits and '-'")
@@ -646,7 +506,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
                 problems.add("metrics.listen", "must differ from listen; metrics are never served on the public port")
     timeouts_raw = r.mapping("upstream_timeouts") or {}
     problems.unknown_keys("upstream_timeouts.", timeouts_raw, {"connect", "read"})
-    tr = _Reader(timeouts_raw, "upstream_timeouts.", problems)
+    tr = Reader(timeouts_raw, "upstream_timeouts.", problems)
     # Unset with several providers: the login shows a choice page.
     default_provider = r.string("default_provider", providers[0].name if len(providers) == 1 else "") or ""
     if default_provider and not any(p.name == default_provider for p in providers):

@@ -445,7 +445,7 @@ SSO_PUBLIC = "https://login.example.test"
 
 def _sso_config(config: dict[str, Any]) -> None:
     # https for a public_url that is only a name: the gateway listens on plain loopback HTTP (TLS ends in
-    # front of it), and config only allows http:// public_urls for loopback hosts (config._check_url).
+    # front of it), and config only allows http:// public_urls for loopback hosts (config_reader.check_url).
     config["public_url"] = SSO_PUBLIC
     config["trusted_proxies"] = ["127.0.0.1/32"]
     config["session"]["cookie_domain"] = "example.test"

@@ -19,9 +19,8 @@ from gateway.config import (
     UpstreamTimeouts,
     load_file,
     load_settings,
-    parse_duration,
-    parse_host_port,
 )
+from gateway.config_reader import parse_duration, parse_host_port
 from gateway.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
