@@ -11,8 +11,8 @@ then poll the token endpoint until the user has finished in their eID app:
   ``grant_type=urn:openid:params:grant-type:ciba`` (§10.1) and errors follow §11.
 
 The I/O layer sends the forms built here (adding client authentication, protocols.md §1.2),
-hands back the HTTP status and the parsed JSON body, and keeps the :class:`PollTransaction` in
-server-side session state via :meth:`PollTransaction.to_payload`. No clock is read here:
+hands back the HTTP status and the parsed JSON body, and keeps the :class:`PollTransaction`
+(``poll_transaction.py``) in server-side session state via :meth:`PollTransaction.to_payload`. No clock is read here:
 ``now`` (seconds, any epoch) is always a parameter.
 """
 
@@ -21,9 +21,28 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from ipaddress import IPv6Address, ip_address
-from typing import Literal, get_args
+
+from gateway.protocol.poll_transaction import (
+    AUTO_START_TOKEN,
+    HINT_CODE,
+    KINDS,
+    POLL_RESULTS,
+    PROVIDER_NAME,
+    QR_DATA,
+    REASON,
+    REQUEST_ID,
+    PollKind,
+    PollOutcome,
+    PollProtocolError,
+    PollResult,
+    PollStatus,
+    PollTransaction,
+    is_int,
+    is_number,
+    match_pattern,
+)
 
 __all__ = [
     "AUTO_START_TOKEN",
@@ -54,27 +73,6 @@ __all__ = [
     "wait_until_due",
 ]
 
-PollKind = Literal["headless", "ciba"]
-PollStatus = Literal["pending", "complete", "failed", "expired", "cancelled"]
-#: Metric label for one poll: bounded, never derived from input. apply_poll_response never returns
-#: "not_due"; it is reserved for the I/O layer's "no poll was sent" answer.
-PollResult = Literal[
-    "pending",
-    "slow_down",
-    "success",
-    "access_denied",
-    "expired_token",
-    "invalid_grant",
-    "error",
-    "rate_limited",
-    "server_error",
-    "network_error",
-    "malformed",
-    "expired",
-    "not_due",
-]
-POLL_RESULTS: tuple[str, ...] = get_args(PollResult)
-
 HEADLESS_GRANT_TYPE = "urn:grn:params:grant-type:headless"
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 DEFAULT_INTERVAL = 5.0  # CIBA §7.3 default; Idura: "polled every 5 seconds" (protocols.md §2.2)
@@ -82,21 +80,6 @@ SLOW_DOWN_STEP = 5.0  # CIBA §11: "increased by at least 5 seconds for this and
 MAX_BACKOFF = 60.0
 MIN_INTERVAL = 1.0  # floor for an interval the IdP sends; the operator's default may be shorter (tests, QR)
 
-# re.ASCII: without it \d also matches non-ASCII digits. Always used with fullmatch, since "$"
-# alone would also accept a trailing newline.
-QR_DATA = re.compile(
-    r"^bankid\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.\d{1,6}\.[0-9a-f]{64}$", re.ASCII
-)
-AUTO_START_TOKEN = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.ASCII)
-HINT_CODE = re.compile(r"^[A-Za-z]{1,40}$", re.ASCII)
-
-_KINDS: frozenset[str] = frozenset(get_args(PollKind))
-_STATUSES: frozenset[str] = frozenset(get_args(PollStatus))
-# Visible ASCII only: the id goes back verbatim in a form body and must survive any logging mistake
-# as a single token. 512 is far above real ids (GUIDs, CIBA's >= 128-bit random strings, §7.3).
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,512}")
-_PROVIDER = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _GRANT_TYPE = re.compile(r"[\x21-\x7e]{1,256}")
 # RFC 6749 §3.3 scope-token; acr values are space-separated the same way (OIDC Core §3.1.2.1).
 _SPACE_DELIMITED_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
@@ -104,10 +87,8 @@ _DECIMAL_SECONDS = re.compile(r"[0-9]{1,9}")
 # A poll interval above a day is not an interval; refusing it also keeps float() away from huge ints.
 _MAX_INTERVAL_SECONDS = 86_400
 _MAX_ID_TOKEN_CHARS = 16_384
-_MAX_COUNT = 1_000_000_000
 # 2**16 already dwarfs MAX_BACKOFF; the cap keeps the float product finite whatever the counter says.
 _MAX_BACKOFF_EXPONENT = 16
-_PAYLOAD_VERSION = 1
 
 # CIBA Core §13 authentication errors (plus slow_down, which some servers send at start);
 # only these are ever echoed as a reason, anything else becomes "start_failed".
@@ -135,144 +116,6 @@ _TERMINAL_ERRORS: dict[str, tuple[PollStatus, str, PollResult]] = {
     "invalid_client": ("failed", "invalid_client", "error"),
 }
 _OTHER_TOKEN_ERROR: tuple[PollStatus, str, PollResult] = ("failed", "idp_error", "error")
-
-
-class PollProtocolError(ValueError):
-    """The IdP's answer (or a stored transaction) cannot be used; the login attempt ends.
-
-    ``reason`` is a short bounded word ("idp_unavailable", "malformed_response",
-    "malformed_state", an allow-listed OAuth error code, ...) that is safe for metric labels
-    and logs: it never echoes the offending input.
-    """
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class PollTransaction:
-    """One outstanding poll-based login (a headless order or a CIBA request).
-
-    ``request_id`` is the gateway's secret (protocols.md §2.3: never rendered into HTML/JS);
-    it lives only in server-side or sealed session state. ``hint_code``, ``qr_data`` and ``auto_start_token``
-    are the latest validated UI material from Idura's ``acr_data``. Instances are checked on
-    construction, so every transition below yields a consistent state.
-    """
-
-    kind: PollKind
-    provider: str
-    request_id: str
-    created: float
-    expires_at: float
-    interval: float
-    next_poll_at: float
-    status: PollStatus = "pending"
-    reason: str = ""
-    hint_code: str | None = None
-    qr_data: str | None = None
-    auto_start_token: str | None = None
-    polls: int = 0
-    errors_in_row: int = 0
-
-    def __post_init__(self) -> None:
-        problem = _invariant_problem(self)
-        if problem:
-            # Names the field, never the value: the request id is a secret.
-            raise ValueError(f"inconsistent PollTransaction: {problem}")
-
-    @property
-    def terminal(self) -> bool:
-        """True once the transaction is complete, failed, expired or cancelled."""
-        return self.status != "pending"
-
-    def to_payload(self) -> dict[str, object]:
-        """A compact JSON-able dict for the session store; :meth:`from_payload` reverses it."""
-        payload: dict[str, object] = {
-            "v": _PAYLOAD_VERSION,
-            "k": self.kind,
-            "p": self.provider,
-            "r": self.request_id,
-            "c": self.created,
-            "e": self.expires_at,
-            "i": self.interval,
-            "n": self.next_poll_at,
-            "s": self.status,
-            "np": self.polls,
-            "ne": self.errors_in_row,
-        }
-        if self.reason:
-            payload["x"] = self.reason
-        if self.hint_code is not None:
-            payload["h"] = self.hint_code
-        if self.qr_data is not None:
-            payload["q"] = self.qr_data
-        if self.auto_start_token is not None:
-            payload["a"] = self.auto_start_token
-        return payload
-
-    @classmethod
-    def from_payload(cls, payload: object) -> PollTransaction:
-        """Rebuild a transaction from :meth:`to_payload` output, refusing anything else.
-
-        Types are checked strictly (a bool is not a number, a number is not a string) and the
-        result must satisfy every invariant. Raises ``PollProtocolError("malformed_state")``.
-        """
-        malformed = PollProtocolError("malformed_state")
-        if not isinstance(payload, dict) or not _PAYLOAD_REQUIRED <= payload.keys() <= _PAYLOAD_KEYS:
-            raise malformed
-        version = payload["v"]
-        if not _is_int(version) or version != _PAYLOAD_VERSION:
-            raise malformed
-        strings = [payload[key] for key in ("k", "p", "r", "s")]
-        numbers = [payload[key] for key in ("c", "e", "i", "n")]
-        counters = [payload[key] for key in ("np", "ne")]
-        optional = [payload.get(key) for key in ("h", "q", "a")]
-        reason = payload.get("x", "")
-        if (
-            not all(isinstance(value, str) for value in strings)
-            or not all(_is_number(value) for value in numbers)
-            or not all(_is_int(value) for value in counters)
-            or not all(value is None or isinstance(value, str) for value in optional)
-            or not isinstance(reason, str)
-        ):
-            raise malformed
-        try:
-            return cls(
-                kind=payload["k"],
-                provider=payload["p"],
-                request_id=payload["r"],
-                created=float(payload["c"]),
-                expires_at=float(payload["e"]),
-                interval=float(payload["i"]),
-                next_poll_at=float(payload["n"]),
-                status=payload["s"],
-                reason=reason,
-                hint_code=payload.get("h"),
-                qr_data=payload.get("q"),
-                auto_start_token=payload.get("a"),
-                polls=payload["np"],
-                errors_in_row=payload["ne"],
-            )
-        except (ValueError, OverflowError):
-            raise malformed from None
-
-
-_PAYLOAD_REQUIRED = frozenset({"v", "k", "p", "r", "c", "e", "i", "n", "s", "np", "ne"})
-_PAYLOAD_KEYS = _PAYLOAD_REQUIRED | {"x", "h", "q", "a"}
-
-
-@dataclass(frozen=True, slots=True)
-class PollOutcome:
-    """The transaction after one poll response, plus the ID token when the IdP issued one.
-
-    ``id_token`` is set only on success; the transaction then stays pending until the caller
-    has validated the token (protocols.md §1.3) and called :func:`complete` or :func:`fail`.
-    """
-
-    tx: PollTransaction
-    id_token: str | None
-    result: PollResult
 
 
 def build_start_form(
@@ -364,7 +207,7 @@ def parse_start_response(
         raise ValueError("default_interval must be a finite positive number of seconds")
     if not (math.isfinite(max_lifetime) and max_lifetime > 0):
         raise ValueError("max_lifetime must be a finite positive number of seconds")
-    if not _PROVIDER.fullmatch(provider):
+    if not PROVIDER_NAME.fullmatch(provider):
         raise ValueError("provider must be a short name of [A-Za-z0-9._-]")
 
     if status == 429 or 500 <= status <= 599:
@@ -379,13 +222,13 @@ def parse_start_response(
 
     request_id = body.get("headless_req_id" if kind == "headless" else "auth_req_id")
     lifetime = _positive_seconds(body.get("expires_in"))
-    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id) or lifetime is None:
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id) or lifetime is None:
         raise PollProtocolError("malformed_response")
 
     interval = default_interval
     raw_interval = body.get("interval")
     if raw_interval is not None:
-        if not _is_int(raw_interval) or raw_interval > _MAX_INTERVAL_SECONDS:
+        if not is_int(raw_interval) or raw_interval > _MAX_INTERVAL_SECONDS:
             raise PollProtocolError("malformed_response")
         # Polling faster than the OP asked is never allowed (§7.3); 0 or less would mean a busy
         # loop, so one second is the floor.
@@ -394,9 +237,9 @@ def parse_start_response(
     hint_code = qr_data = auto_start_token = None
     acr_data = body.get("acr_data") if kind == "headless" else None
     if isinstance(acr_data, dict):
-        hint_code = _match(HINT_CODE, acr_data.get("hintCode"))
-        qr_data = _match(QR_DATA, acr_data.get("qrData"))
-        auto_start_token = _match(AUTO_START_TOKEN, acr_data.get("autoStartToken"))
+        hint_code = match_pattern(HINT_CODE, acr_data.get("hintCode"))
+        qr_data = match_pattern(QR_DATA, acr_data.get("qrData"))
+        auto_start_token = match_pattern(AUTO_START_TOKEN, acr_data.get("autoStartToken"))
 
     return PollTransaction(
         kind=kind,
@@ -520,7 +363,7 @@ def fail(tx: PollTransaction, reason: str, now: float) -> PollTransaction:
     A transaction that has already ended keeps its first outcome.
     """
     _check_now(now)
-    if not _REASON.fullmatch(reason):
+    if not REASON.fullmatch(reason):
         raise ValueError("reason must be a short lower-case word ([a-z][a-z0-9_]{0,39})")
     if tx.terminal:
         return tx
@@ -564,7 +407,7 @@ def _success(tx: PollTransaction, body: object, now: float) -> PollOutcome:
         or not 0 < len(id_token) <= _MAX_ID_TOKEN_CHARS
         or (token_type is not None and not _is_bearer(token_type))
         # Idura sends "120" as a string (protocols.md §2.2); the value itself is not used.
-        or (expires_in is not None and not (_is_int(expires_in) or isinstance(expires_in, str)))
+        or (expires_in is not None and not (is_int(expires_in) or isinstance(expires_in, str)))
     ):
         return PollOutcome(_finish(tx, "failed", "malformed_response"), None, "malformed")
     tx = replace(tx, errors_in_row=0, next_poll_at=now + tx.interval)
@@ -578,79 +421,30 @@ def _absorb_acr_data(tx: PollTransaction, body: object, *, ui_material: bool) ->
     acr_data = body.get("acr_data")
     if not isinstance(acr_data, dict):
         return tx
-    hint_code = _match(HINT_CODE, acr_data.get("hintCode")) or tx.hint_code
+    hint_code = match_pattern(HINT_CODE, acr_data.get("hintCode")) or tx.hint_code
     if not ui_material:
         return replace(tx, hint_code=hint_code)
     return replace(
         tx,
         hint_code=hint_code,
-        qr_data=_match(QR_DATA, acr_data.get("qrData")) or tx.qr_data,
-        auto_start_token=_match(AUTO_START_TOKEN, acr_data.get("autoStartToken")) or tx.auto_start_token,
+        qr_data=match_pattern(QR_DATA, acr_data.get("qrData")) or tx.qr_data,
+        auto_start_token=match_pattern(AUTO_START_TOKEN, acr_data.get("autoStartToken")) or tx.auto_start_token,
     )
 
 
-def _invariant_problem(tx: PollTransaction) -> str:
-    if tx.kind not in _KINDS:
-        return "kind"
-    if tx.status not in _STATUSES:
-        return "status"
-    if not isinstance(tx.provider, str) or not _PROVIDER.fullmatch(tx.provider):
-        return "provider"
-    if not isinstance(tx.request_id, str) or not _REQUEST_ID.fullmatch(tx.request_id):
-        return "request_id"
-    times = (tx.created, tx.expires_at, tx.interval, tx.next_poll_at)
-    if not all(_is_number(value) and math.isfinite(value) for value in times):
-        return "times"
-    if tx.expires_at < tx.created or tx.interval <= 0:
-        return "times"
-    if not isinstance(tx.reason, str):
-        return "reason"
-    if tx.status in ("pending", "complete"):
-        if tx.reason:
-            return "reason"
-    elif not _REASON.fullmatch(tx.reason):
-        return "reason"
-    for value, pattern, name in (
-        (tx.hint_code, HINT_CODE, "hint_code"),
-        (tx.qr_data, QR_DATA, "qr_data"),
-        (tx.auto_start_token, AUTO_START_TOKEN, "auto_start_token"),
-    ):
-        if value is not None and _match(pattern, value) is None:
-            return name
-    for count in (tx.polls, tx.errors_in_row):
-        if not _is_int(count) or not 0 <= count <= _MAX_COUNT:
-            return "counters"
-    return ""
-
-
 def _check_kind(kind: str) -> None:
-    if kind not in _KINDS:
+    if kind not in KINDS:
         raise ValueError("kind must be 'headless' or 'ciba'")
 
 
 def _check_now(now: float) -> None:
-    if not _is_number(now) or not math.isfinite(now):
+    if not is_number(now) or not math.isfinite(now):
         raise ValueError("now must be a finite number of seconds")
-
-
-def _is_int(value: object) -> bool:
-    # bool is an int subclass, but JSON true is not a number.
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_bearer(value: object) -> bool:
     # RFC 6749 §7.1: the token type is case-insensitive.
     return isinstance(value, str) and value.isascii() and value.lower() == "bearer"
-
-
-def _match(pattern: re.Pattern[str], value: object) -> str | None:
-    if isinstance(value, str) and pattern.fullmatch(value):
-        return value
-    return None
 
 
 def _error_code(body: object) -> str | None:
