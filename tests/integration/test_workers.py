@@ -18,12 +18,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gateway.devidp import DevClient, create_devidp_app
 from gateway.protocol import jws
 from tests.support.echo import EchoUpstream
 from tests.support.ports import free_port, free_port_run
 from tests.support.process import GatewayProcess, fresh_session, gateway_process, metric
-from tests.support.stack import CLIENT_ID, base_config, browser_login
+from tests.support.stack import base_config, browser_login, start_dev_idp
 
 REQUESTS = 200
 SLOW_DELAY = 3.0  # longer than the 2 s drain notice: the requests are still running when the listener closes
@@ -75,23 +74,7 @@ async def logged_in(tmp_path: Path, *, workers: int) -> AsyncIterator[Env]:
         )
         config["shutdown_grace"] = f"{GRACE:g}s"
         config["log_level"] = "warning"
-        idp = web.AppRunner(
-            create_devidp_app(
-                issuer=issuer,
-                clients=[
-                    DevClient(
-                        client_id=CLIENT_ID,
-                        auth_method="client_secret_basic",
-                        client_secret=secret,
-                        redirect_uris=(f"{config['public_url']}/_auth/callback/dev",),
-                        post_logout_redirect_uris=(f"{config['public_url']}/_auth/logged-out",),
-                    )
-                ],
-            ),
-            access_log=None,
-        )
-        await idp.setup()
-        await web.TCPSite(idp, "127.0.0.1", idp_port).start()
+        idp = await start_dev_idp(idp_port, issuer, public_url=config["public_url"], secret=secret)
         try:
             async with (
                 gateway_process(config, tmp_path, workers=workers) as gw,

@@ -220,6 +220,19 @@ def _running_op(node: str, settings: dict[str, str], issuer: str, log_file: Path
             process.wait(timeout=5)
 
 
+def _code_flow_env(provider: OpenIDProvider, port: int, client_secrets: dict[str, str]) -> dict[str, str]:
+    """tests/op/server.js settings for the code-flow clients gw-basic and gw-post of ``provider``."""
+    return {
+        "OP_HOST": "127.0.0.1",
+        "OP_PORT": str(port),
+        "OP_ISSUER": provider.issuer,
+        "REDIRECT_URIS": provider.callback_url,
+        "POST_LOGOUT_REDIRECT_URIS": f"{provider.gateway_url}/_auth/logged-out",
+        "OP_CLIENT_SECRET_BASIC": client_secrets["gw-basic"],
+        "OP_CLIENT_SECRET_POST": client_secrets["gw-post"],
+    }
+
+
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
     node = _require_node()
@@ -243,16 +256,7 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDPr
         client_key_ids=key_ids,
         log_file=log_file,
     )
-    settings = {
-        "OP_HOST": "127.0.0.1",
-        "OP_PORT": str(port),
-        "OP_ISSUER": issuer,
-        "REDIRECT_URIS": provider.callback_url,
-        "POST_LOGOUT_REDIRECT_URIS": f"{provider.gateway_url}/_auth/logged-out",
-        "OP_CLIENT_SECRET_BASIC": client_secrets["gw-basic"],
-        "OP_CLIENT_SECRET_POST": client_secrets["gw-post"],
-        "OP_CLIENT_JWKS_FILE": str(jwks_file),
-    }
+    settings = _code_flow_env(provider, port, client_secrets) | {"OP_CLIENT_JWKS_FILE": str(jwks_file)}
     with _running_op(node, settings, issuer, log_file):
         yield provider
 
@@ -370,16 +374,7 @@ def _controlled_op(
         access_token_ttl=access_token_ttl,
         refresh_rotate=refresh,
     )
-    settings = {
-        "OP_HOST": "127.0.0.1",
-        "OP_PORT": str(port),
-        "OP_ISSUER": issuer,
-        "REDIRECT_URIS": provider.callback_url,
-        "POST_LOGOUT_REDIRECT_URIS": f"{provider.gateway_url}/_auth/logged-out",
-        "OP_CLIENT_SECRET_BASIC": client_secrets["gw-basic"],
-        "OP_CLIENT_SECRET_POST": client_secrets["gw-post"],
-        "OP_ACCESS_TOKEN_TTL": str(access_token_ttl),
-    }
+    settings = _code_flow_env(provider, port, client_secrets) | {"OP_ACCESS_TOKEN_TTL": str(access_token_ttl)}
     if backchannel:
         settings |= {"OP_BACKCHANNEL": "1", "OP_BACKCHANNEL_URI": provider.backchannel_logout_url}
     if refresh:

@@ -22,17 +22,15 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import redis
-from aiohttp import web
 from yarl import URL
 
-from gateway.devidp import DevClient, create_devidp_app
 from gateway.devidp.persons import TestPerson, find_person
 from gateway.protocol.jws import b64url_decode
 from tests.support.echo import EchoUpstream
 from tests.support.ports import free_port
 from tests.support.process import GatewayProcess, fresh_session, gateway_process, metric
 from tests.support.redis_server import RedisServer as SharedRedisServer
-from tests.support.stack import CLIENT_ID, base_config, browser_login, follow, parse_forms
+from tests.support.stack import base_config, browser_login, follow, parse_forms, start_dev_idp
 
 REDIS_CLI = "/usr/bin/redis-cli"
 PREFIX = "storetest:"
@@ -150,23 +148,6 @@ class Replicas:
         return f"--- replica A\n{self.a.log()}\n--- replica B\n{self.b.log()}"
 
 
-async def _dev_idp(port: int, issuer: str, secret: str, public_url: str) -> web.AppRunner:
-    app = create_devidp_app(
-        issuer=issuer,
-        clients=[
-            DevClient(
-                client_id=CLIENT_ID,
-                auth_method="client_secret_basic",
-                client_secret=secret,
-                redirect_uris=(f"{public_url}/_auth/callback/dev",),
-                post_logout_redirect_uris=(f"{public_url}/_auth/logged-out",),
-            )
-        ],
-    )
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
 
 
 @asynccontextmanager
@@ -203,7 +184,7 @@ async def replicas(
             config["session"].update(store=redis_srv.url, store_prefix=PREFIX, store_timeout=store_timeout)
         if customize is not None:
             customize(config)
-        idp = await _dev_idp(idp_port, issuer, client_secret, config["public_url"])
+        idp = await start_dev_idp(idp_port, issuer, public_url=config["public_url"], secret=client_secret)
         stack.push_async_callback(idp.cleanup)
         # Replica B: the same document except its own listener and metrics port. public_url stays A's: both
         # stand for one public origin behind a load balancer.

@@ -65,6 +65,36 @@ def base_config(
     }
 
 
+async def start_dev_idp(
+    port: int,
+    issuer: str,
+    *,
+    public_url: str,
+    auth_method: str = "client_secret_basic",
+    secret: str | None = None,
+    jwks: tuple[Any, ...] = (),
+) -> web.AppRunner:
+    """The development IdP on ``port`` with the gateway's client ``dev`` registered for ``public_url``; the
+    caller cleans the runner up."""
+    app = create_devidp_app(
+        issuer=issuer,
+        clients=[
+            DevClient(
+                client_id=CLIENT_ID,
+                auth_method=auth_method,
+                client_secret=secret,
+                jwks=jwks,
+                redirect_uris=(f"{public_url}/_auth/callback/dev",),
+                post_logout_redirect_uris=(f"{public_url}/_auth/logged-out",),
+            )
+        ],
+    )
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
 @asynccontextmanager
 async def running_stack(
     *, customize: Any = None, client_auth: str = "client_secret_basic", tmp_path: Path | None = None
@@ -88,22 +118,14 @@ async def running_stack(
             config["providers"][0]["client_auth"] = client_auth
         if customize is not None:
             customize(config)
-        idp_app = create_devidp_app(
-            issuer=issuer,
-            clients=[
-                DevClient(
-                    client_id=CLIENT_ID,
-                    auth_method=client_auth,
-                    client_secret=secret if not jwks else None,
-                    jwks=jwks,
-                    redirect_uris=(f"{config['public_url']}/_auth/callback/dev",),
-                    post_logout_redirect_uris=(f"{config['public_url']}/_auth/logged-out",),
-                )
-            ],
+        runner = await start_dev_idp(
+            idp_port,
+            issuer,
+            public_url=config["public_url"],
+            auth_method=client_auth,
+            secret=secret if not jwks else None,
+            jwks=jwks,
         )
-        runner = web.AppRunner(idp_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", idp_port).start()
         try:
             async with run_gateway(config, base_dir=tmp_path) as gateway:
                 yield Stack(gateway=gateway, echo=echo, issuer=issuer, config=config)
