@@ -31,34 +31,13 @@ import time
 
 import aiohttp
 
+from proctree import tree_rss_kb
+
 PROVIDER = "se-bankid"
 
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def tree_rss_kb(root: int) -> int:
-    kids: dict[int, list[int]] = {}
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                stat = open(f"/proc/{e}/stat").read()
-            except OSError:
-                continue
-            kids.setdefault(int(stat[stat.rfind(")") + 2:].split()[1]), []).append(int(e))
-    total, stack = 0, [root]
-    while stack:
-        p = stack.pop()
-        try:
-            for line in open(f"/proc/{p}/status"):
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-                    break
-        except OSError:
-            pass
-        stack.extend(kids.get(p, []))
-    return total
 
 
 def cpu_s(pid: int) -> float:

@@ -5,9 +5,10 @@ The driver takes the peak inside each measurement's time window.
 usage: python rss.py --out FILE [--interval 0.1] NAME=PID ...   (stops on SIGTERM)
 """
 import argparse
-import os
 import signal
 import time
+
+from proctree import kids_map, tree_rss_kb
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--out", required=True)
@@ -27,38 +28,11 @@ signal.signal(signal.SIGTERM, on_term)
 signal.signal(signal.SIGINT, on_term)
 
 
-def kids_map():
-    kids = {}
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                stat = open(f"/proc/{e}/stat").read()
-            except OSError:
-                continue
-            ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-            kids.setdefault(ppid, []).append(int(e))
-    return kids
-
-
-def rss_kb(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 with open(args.out, "a", buffering=1) as out:
     while not stop:
         kids = kids_map()
         now = time.time()
         for name, root in roots.items():
-            total, stack = 0, [root]
-            while stack:
-                p = stack.pop()
-                total += rss_kb(p)
-                stack.extend(kids.get(p, []))
+            total = tree_rss_kb(root, kids)
             out.write(f"{now:.3f} {name} {total}\n")
         time.sleep(args.interval)

@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import login  # noqa: E402
-from headless_load import tree_rss_kb  # noqa: E402
+from proctree import kids_map, tree_rss_kb  # noqa: E402
 
 E = os.environ
 H, OUT = E["BIND_HOST"], E["OUT"]
@@ -38,14 +38,7 @@ def log(msg: str) -> None:
 
 
 def tree(root: int) -> list[int]:
-    kids: dict[int, list[int]] = {}
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                st = open(f"/proc/{e}/stat").read()
-            except OSError:
-                continue
-            kids.setdefault(int(st[st.rfind(")") + 2:].split()[1]), []).append(int(e))
+    kids = kids_map()
     out, stack = [], [root]
     while stack:
         p = stack.pop()
