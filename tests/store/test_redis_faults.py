@@ -80,6 +80,11 @@ async def verify(pair: Replicas, gw: GatewayProcess, cookie: str) -> Answer:
     return await request(gw.url, "/_auth/verify", cookie=cookie, headers=headers)
 
 
+async def served_everywhere(pair: Replicas, cookie: str) -> bool:
+    answers = [await request(gw.url, "/api/back", cookie=cookie) for gw in pair.both]
+    return all(a.status == 200 for a in answers)
+
+
 async def test_redis_outage_fails_closed_and_service_resumes_by_itself(outage: Replicas) -> None:
     pair = outage
     assert pair.redis is not None
@@ -137,11 +142,8 @@ async def test_redis_outage_fails_closed_and_service_resumes_by_itself(outage: R
 
     await pair.redis.start()  # same port, dir and dump.rdb: the session record is loaded again
 
-    async def served_everywhere() -> bool:
-        answers = [await request(gw.url, "/api/back", cookie=browser.cookie) for gw in pair.both]
-        return all(a.status == 200 for a in answers)
-
-    assert await eventually(served_everywhere, timeout=5.0), "service did not resume after Redis came back"
+    resumed = await eventually(lambda: served_everywhere(pair, browser.cookie), timeout=5.0)
+    assert resumed, "service did not resume after Redis came back"
     for gw in pair.both:
         assert await browser.works(gw.url, "/api/back")
         readyz = await health(gw, "/_auth/readyz")
@@ -198,10 +200,7 @@ async def test_redis_that_hangs_fails_within_the_store_timeout(outage: Replicas)
     finally:
         pair.redis.signal(signal.SIGCONT)
 
-    async def served_everywhere() -> bool:
-        answers = [await request(gw.url, "/api/back", cookie=browser.cookie) for gw in pair.both]
-        return all(a.status == 200 for a in answers)
-
-    assert await eventually(served_everywhere, timeout=5.0), "service did not resume after Redis answered again"
+    resumed = await eventually(lambda: served_everywhere(pair, browser.cookie), timeout=5.0)
+    assert resumed, "service did not resume after Redis answered again"
     for gw in pair.both:
         assert await browser.works(gw.url, "/api/back")
