@@ -61,15 +61,19 @@ async def handle_backchannel_logout(request: web.Request, *, provider_name: str)
         rt.metrics.backchannel_logouts.labels(provider_name, "error").inc()
         logs.event("backchannel_logout_failed", logging.WARNING, provider=provider_name, reason=exc.reason)
         raise
-    if not await rt.store.spend(f"logout-jti:{provider_name}:{logout.jti}", logout.remember_until, now):
+    marker = f"logout-jti:{provider_name}:{logout.jti}"
+    if await rt.store.is_spent(marker, now):
         rt.metrics.backchannel_logouts.labels(provider_name, "replayed").inc()
         logs.event("backchannel_logout_refused", logging.WARNING, provider=provider_name, reason="replayed_jti")
         return _refused("this logout token was already used")
+    # End first, then spend the jti: if the store fails in between, the provider's retry of the same token
+    # still ends the sessions (ending twice is harmless; a token spent first and not acted on would be lost).
     if logout.sid is not None:
         ended = await rt.store.end_for_provider_session(provider_name, logout.sid, now)
     else:
         assert logout.sub is not None
         ended = await rt.store.end_for_subject(provider_name, logout.sub, now)
+    await rt.store.spend(marker, logout.remember_until, now)  # False: a concurrent copy of this token won
     rt.metrics.backchannel_logouts.labels(provider_name, "ok").inc()
     rt.metrics.sessions_ended.labels("backchannel").inc(ended)
     logs.event("backchannel_logout", provider=provider_name, by="sid" if logout.sid else "sub", ended=ended)

@@ -33,6 +33,8 @@ from gateway.logs import JsonFormatter
 from gateway.protocol import jws
 from gateway.protocol.jws import b64url_decode, b64url_encode
 from gateway.protocol.logout_token import BACKCHANNEL_LOGOUT_EVENT
+from gateway.runtime import RUNTIME
+from gateway.session.store import StoreUnavailableError
 from tests.security.helpers import assert_no_traceback, raw_http, request_bytes
 from tests.support.fake_op import (
     DROP,
@@ -382,6 +384,36 @@ async def test_t39_logout_token_with_only_sub_ends_every_session_of_that_person(
     await assert_ended(stack, target.other_url, first, what="first session of the person")
     await assert_ended(stack, target.other_url, second, what="second session of the person")
     await assert_works(stack, target.other_url, bystander, ssn="196802020575", what="another person")
+
+
+async def test_t39_a_logout_the_store_failed_to_carry_out_still_works_when_the_provider_retries(
+    target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """T39: the store fails while the sessions are being ended: 503 (the provider retries, §2.8), and the same
+    token sent again ends them. The token's jti must not be spent by the attempt that did nothing."""
+    stack = target.stack
+    sub, sid = f"bcl-{secrets.token_hex(4)}", f"op-sid-{secrets.token_hex(6)}"
+    cookie = await log_in(stack, sub=sub, sid=sid)
+    store = stack.gateway.app[RUNTIME].store
+    failures = iter([StoreUnavailableError("store_unavailable")])
+    real_end = store.end_for_provider_session
+
+    async def failing_once(provider: str, provider_sid: str, now: float) -> int:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return await real_end(provider, provider_sid, now)
+
+    monkeypatch.setattr(store, "end_for_provider_session", failing_once)
+    token = logout_token(stack, logout_claims(stack, sub=sub, sid=sid))
+    status, _ = await post_logout_token(stack.url, token)
+    assert status == 503
+    await assert_works(stack, stack.url, cookie, what="after the failed attempt")
+    status, body = await post_logout_token(stack.url, token)
+    assert status == 200, (status, body)
+    await assert_ended(stack, target.other_url, cookie, what="after the provider's retry")
+    status, _ = await post_logout_token(stack.url, token)
+    assert status == 400  # and now it is spent
 
 
 # ------------------------------------------------------------------------------------------------ T40
