@@ -65,7 +65,7 @@ async def _issue(rt: Runtime, session: Session) -> tuple[str, Callable[[web.Stre
 async def write_session(response: web.StreamResponse, rt: Runtime, session: Session) -> None:
     """A new login's session cookie on the response. Once the response is on its way (the task runs when
     the handler's task yields), what the browser's first request would pay for is done ahead: the cookie
-    opened once (the store caches it), the identity headers encoded and the assertion signed (cached per
+    opened once (cookie store: cached), the identity headers encoded and the assertion signed (cached per
     session id, so it still expires on time and is never another session's). bench/ row 4c."""
     value, set_cookie = await _issue(rt, session)
     set_cookie(response)
@@ -78,14 +78,18 @@ _PREPARING: set[asyncio.Task[None]] = set()
 
 
 async def _prepare_first_request(rt: Runtime, cookie: str, session: Session) -> None:
-    try:
-        loaded = await rt.store.load(cookie, rt.clock())
-    except GatewayError:  # only a head start: the first request does it all again
-        return
-    if loaded.session is None or loaded.session.sid != session.sid:
-        return  # ended meanwhile (logout, back-channel): nothing is signed for it
-    rt.identity_header_pairs(loaded.session.sid, loaded.session.identity)
-    rt.signer.assertion_for(loaded.session.sid, loaded.session.identity, now=rt.clock())
+    if rt.store.name == "cookie":
+        # Opening the cookie is local work its cache then spares the first request. A shared store would
+        # cost a round trip here and the first request still makes its own, so it is left alone.
+        try:
+            loaded = await rt.store.load(cookie, rt.clock())
+        except GatewayError:  # only a head start: the first request does it all again
+            return
+        if loaded.session is None or loaded.session.sid != session.sid:
+            return  # ended meanwhile (logout, back-channel): nothing is signed for it
+    # Cached by session id only: every request still loads and checks its session before using these.
+    rt.identity_header_pairs(session.sid, session.identity)
+    rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:
