@@ -4,8 +4,11 @@ per-session key (an id with another key is refused)."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gateway.protocol.jws import b64url_decode, b64url_encode
 from tests.store.support import ASA, IDLE_TIMEOUT, PREFIX, Replicas, login, record_key, request
@@ -34,7 +37,13 @@ async def test_redis_record_is_encrypted_prefixed_and_expires_within_the_idle_ti
 
     kind, values, ttl = everything[key]
     assert kind == b"string" and len(values) == 1
-    assert values[0][:1] != b"{", "the record must not be plain JSON"
+    # The record is nonce || AES-256-GCM ciphertext under the cookie's key half, bound to its Redis key; its
+    # first byte is random, so "does not start with {" would fail one run in 256.
+    raw = b64url_decode(browser.cookie[3:])
+    plaintext = AESGCM(raw[32:]).decrypt(values[0][:12], values[0][12:], key)
+    assert json.loads(plaintext)["sid"] and ASA.ssn.encode() in plaintext
+    with pytest.raises(InvalidTag):
+        AESGCM(raw[32:]).decrypt(values[0][:12], values[0][12:], key + b"x")
     assert 0 < ttl <= IDLE_TIMEOUT * 1000, f"record TTL {ttl} ms > idle timeout"
     # Every session record expires within the idle timeout; nothing is kept forever.
     for k, (_kind, _values, pttl) in everything.items():
