@@ -179,7 +179,13 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
         login = redirect.login_url(return_to)
         response: web.StreamResponse
         if wants_html(request):
-            response, outcome = redirect_to(login), "redirected_to_login"
+            if settings.direct_login_redirect:  # one hop instead of two; config checked it is a redirect provider
+                response = await redirect.redirect_to_provider(
+                    request, rt, settings.default_provider, rt.return_target(return_to)
+                )
+            else:
+                response = redirect_to(login)
+            outcome = "redirected_to_login"
         else:
             response = web.json_response(
                 {"error": "unauthenticated", "login_url": settings.public_url + login},
@@ -288,5 +294,5 @@ def create_app(
         await rt.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
     return app

@@ -124,6 +124,7 @@ class Settings:
     metrics_listen: tuple[str, int] | None = None
     upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()
     default_provider: str = ""
+    direct_login_redirect: bool = False
     log_level: str = "info"
     allowed_redirect_domains: tuple[tuple[str, int | None], ...] = ()
     rules: tuple[Rule, ...] = ()
@@ -153,6 +154,7 @@ _TOP_KEYS = {
     "metrics",
     "upstream_timeouts",
     "default_provider",
+    "direct_login_redirect",
     "log_level",
     "allowed_redirect_domains",
     "rules",
@@ -511,6 +513,21 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
     default_provider = r.string("default_provider", providers[0].name if len(providers) == 1 else "") or ""
     if default_provider and not any(p.name == default_provider for p in providers):
         problems.add("default_provider", f"names no provider; use one of {', '.join(p.name for p in providers)}")
+    direct_login_redirect = r.boolean("direct_login_redirect", False)
+    if direct_login_redirect and providers:
+        default = next((p for p in providers if p.name == default_provider), None)
+        if default is None:
+            problems.add(
+                "direct_login_redirect",
+                "needs one provider to send browsers to; set default_provider to a redirect-flow provider, "
+                "or remove direct_login_redirect",
+            )
+        elif default.is_poll_flow:
+            problems.add(
+                "direct_login_redirect",
+                f"default_provider {default.name!r} uses the {default.flow} flow, which has no provider page to "
+                "redirect to; remove direct_login_redirect or set default_provider to a redirect-flow provider",
+            )
 
     allowed_domains: list[tuple[str, int | None]] = []
     for i, entry in enumerate(r.strings("allowed_redirect_domains")):
@@ -536,6 +553,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         metrics_listen=metrics_listen,
         upstream_timeouts=UpstreamTimeouts(connect=tr.duration("connect", 5.0), read=tr.duration("read", 60.0)),
         default_provider=default_provider,
+        direct_login_redirect=direct_login_redirect,
         log_level=r.choice("log_level", ("debug", "info", "warning", "error"), "info"),
         allowed_redirect_domains=tuple(allowed_domains),
         rules=_load_rules(data.get("rules"), problems),

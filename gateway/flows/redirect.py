@@ -67,11 +67,24 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     if not name:
         return provider_choice_page(rt.settings.providers, return_to=return_to)
     provider = rt.settings.provider(name)
-    client = rt.providers.get(name)
-    if provider is None or client is None:
-        raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
-    if provider.is_poll_flow:
+    if provider is not None and provider.is_poll_flow:
         return redirect_to("/_auth/headless?" + urlencode({"provider": name, "rd": return_to}, quote_via=quote))
+    response = await redirect_to_provider(request, rt, name, return_to)
+    # Starting a login ends any session this browser had (attacks.md T37, session fixation).
+    await end_presented_session(request, rt)
+    if rt.session_cookie in request.cookies:  # a browser that sent none has none to clear
+        clear_session(response, rt)
+    return response
+
+
+async def redirect_to_provider(request: web.Request, rt: Runtime, name: str, return_to: str) -> web.StreamResponse:
+    """302 to the redirect-flow provider ``name``'s authorization endpoint, with the pending login (state,
+    nonce, PKCE verifier) added to the browser's login cookie. ``return_to`` must already be a safe target.
+    Ending a session the browser presented is the caller's job."""
+    provider = rt.settings.provider(name)
+    client = rt.providers.get(name)
+    if provider is None or client is None or provider.is_poll_flow:
+        raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
     metadata = await client.metadata()
     verifier, challenge = oidc.make_pkce_pair()
     pending = PendingLogin(
@@ -96,11 +109,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
         login_hint=provider.login_hint,
         ui_locales=provider.ui_locales or preferred_locales(request.headers.get("Accept-Language")),
     )
-    # Starting a login ends any session this browser had (attacks.md T37, session fixation).
-    await end_presented_session(request, rt)
     response = redirect_to(url)
-    if rt.session_cookie in request.cookies:  # a browser that sent none has none to clear
-        clear_session(response, rt)
     write_pending_logins(response, rt, add_pending(read_pending_logins(request, rt), pending))
     rt.metrics.logins_started.labels(name).inc()
     logs.event("login_started", provider=name)

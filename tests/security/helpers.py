@@ -150,3 +150,15 @@ async def dev_login_outcome(http: aiohttp.ClientSession, stack: Stack, login_url
         callback = decided.headers["Location"]
     assert callback.startswith(stack.url + "/_auth/callback/dev?")
     return await fetch(http, "GET", callback, headers={"Accept": "text/html"})
+
+
+async def finish_at_devidp(http: aiohttp.ClientSession, stack: Stack, authorize_url: str) -> Outcome:
+    """Open the development IdP's login page at ``authorize_url``, pick Åsa Öberg, and return the gateway
+    callback's own answer (its Location is the final redirect target)."""
+    async with http.get(authorize_url) as page_resp:
+        page, page_url = await page_resp.text(), str(page_resp.url)
+    form = next(f for f in parse_forms(page) if "Log in as Åsa Öberg" in f["text"])
+    async with http.post(urljoin(page_url, form["action"]), data=form["fields"], allow_redirects=False) as decided:
+        callback = decided.headers["Location"]
+    assert callback.startswith(stack.url + "/_auth/callback/dev?"), callback
+    return await fetch(http, "GET", callback, headers={"Accept": "text/html"})

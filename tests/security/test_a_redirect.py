@@ -14,6 +14,7 @@ from tests.security.helpers import (
     assert_no_traceback,
     assert_same_origin_relative,
     dev_login_outcome,
+    finish_at_devidp,
     raw_http,
     request_bytes,
 )
@@ -130,18 +131,8 @@ async def test_t01_raw_control_characters_in_the_start_request(dev_stack: Stack,
         http.cookie_jar.update_cookies({k: m.value for k, m in login_cookie.items()}, URL(dev_stack.url))
         location = raw.header("Location")
         assert location is not None
-        final = await _finish_at_devidp(http, dev_stack, location)
+        final = await finish_at_devidp(http, dev_stack, location)
     assert_same_origin_relative(final.location)
-
-
-async def _finish_at_devidp(http: aiohttp.ClientSession, stack: Stack, authorize_url: str):
-    async with http.get(authorize_url) as page_resp:
-        page, page_url = await page_resp.text(), str(page_resp.url)
-    form = next(f for f in parse_forms(page) if "Log in as Åsa Öberg" in f["text"])
-    action = str(URL(page_url).join(URL(form["action"])))
-    async with http.post(action, data=form["fields"], allow_redirects=False) as decided:
-        callback = decided.headers["Location"]
-    return await fetch(http, "GET", callback, headers={"Accept": "text/html"})
 
 
 # ------------------------------------------------------------------------------------------------ T03

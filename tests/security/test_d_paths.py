@@ -162,3 +162,15 @@ async def test_t18_method_override_headers_are_not_passed_on(op_stack: OpStack) 
     assert seen.method == "POST"
     for name in ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"):
         assert name not in seen.headers
+
+
+@pytest.mark.parametrize("target", ["/%0a/x", "/private/%0d%0aX-Auth-Ssn:%201", "/%0b", "/a%0Ab"])
+@pytest.mark.parametrize("accept", ["text/html", "application/json"])
+async def test_an_encoded_line_break_in_the_path_gets_the_gateways_400(op_stack: OpStack, target: str,
+                                                                       accept: str) -> None:
+    """Was the router's bare ``404: Not Found`` text: its catch-all pattern did not match a decoded line break."""
+    raw = await raw_http(op_stack.port, request_bytes(target, accept=accept))
+    assert raw.status == 400, raw.text[:300]
+    assert (raw.header("Content-Type") or "").startswith("application/json" if accept != "text/html" else "text/html")
+    assert_no_traceback(raw.text)
+    assert op_stack.echo.requests == []

@@ -659,6 +659,46 @@ def test_default_provider_must_name_a_provider(tmp_path: Path) -> None:
     assert found == ["default_provider: names no provider; use one of idp"]
 
 
+def test_direct_login_redirect_is_off_by_default_and_can_be_switched_on(tmp_path: Path) -> None:
+    assert load_settings(minimal(), {}, base_dir=tmp_path).direct_login_redirect is False
+    assert load_settings(minimal(direct_login_redirect=True), {}, base_dir=tmp_path).direct_login_redirect is True
+
+
+def test_direct_login_redirect_needs_a_default_provider(tmp_path: Path) -> None:
+    two = [provider(), provider(name="other")]
+    found = problems(minimal(providers=two, direct_login_redirect=True), tmp_path)
+    assert found == [
+        "direct_login_redirect: needs one provider to send browsers to; set default_provider to a redirect-flow "
+        "provider, or remove direct_login_redirect"
+    ]
+    settings = load_settings(
+        minimal(providers=two, default_provider="other", direct_login_redirect=True), {}, base_dir=tmp_path
+    )
+    assert settings.direct_login_redirect and settings.default_provider == "other"
+
+
+def test_direct_login_redirect_refuses_a_poll_flow_default_provider(tmp_path: Path) -> None:
+    write_key(tmp_path / "idura.pem")
+    headless = provider(
+        name="se-bankid",
+        flow="headless",
+        client_auth="private_key_jwt",
+        client_secret=None,
+        private_key_file="idura.pem",
+        acr_values=["urn:grn:authn:se:bankid"],
+    )
+    assert load_settings(minimal(providers=[headless]), {}, base_dir=tmp_path).default_provider == "se-bankid"
+    found = problems(minimal(providers=[headless], direct_login_redirect=True), tmp_path)
+    assert found == [
+        "direct_login_redirect: default_provider 'se-bankid' uses the headless flow, which has no provider page to "
+        "redirect to; remove direct_login_redirect or set default_provider to a redirect-flow provider"
+    ]
+
+
+def test_direct_login_redirect_must_be_a_boolean(tmp_path: Path) -> None:
+    assert problems(minimal(direct_login_redirect="yes"), tmp_path) == ["direct_login_redirect: must be true or false"]
+
+
 # --- load_file ---------------------------------------------------------------------------------------
 
 
@@ -739,6 +779,6 @@ def test_example_yaml_lists_every_key(tmp_path: Path) -> None:
         *("prompt", "login_hint", "ui_locales", "response_mode", "claims", "required_claims"),
         *("id_token_algorithms", "timeout", "secret", "previous_secrets", "lifetime", "idle_timeout"),
         *("cookie_name", "login_timeout", "header", "signing_key_file", "published_key_files", "audience", "ttl"),
-        *("connect", "read"),
+        *("connect", "read", "direct_login_redirect"),
     ):
         assert f"{name}:" in text, name
