@@ -21,6 +21,8 @@
 #              + deploy/nginx/auth_request.conf rendered (forward-auth) :19087
 #   apache     mpm_event + mod_auth_openidc, client-cookie :19082, shm :19084 (same OP, gw-basic, PKCE)
 #   gateway    .venv/bin/eid-gateway run --workers 1 (bench/out/gateway.yaml) :19083, metrics :19091
+#              + the same with direct_login_redirect: true (gateway-direct.yaml) :19097, metrics :19098,
+#                measured in rows 3 and 4 only (it idles otherwise)
 # every server pinned to CPU 0 (taskset), wrk / the login client / py-spy on CPU 1; logs in
 # bench/out/logs; RSS = VmRSS summed over each server's process tree every 100 ms, peak per run.
 # Step `workers` (row 6): a second gateway (:19095) started with --workers 1, then --workers 2, pinned to
@@ -48,6 +50,7 @@ PY="$REPO/.venv/bin/python"
 : "${GATEWAY_METRICS_PORT:=19091}" "${SERVER_CPUS:=0}" "${WRK_CPUS:=1}"
 : "${HEADLESS_GW_PORT:=19092}" "${HEADLESS_IDP_PORT:=19093}" "${HEADLESS_METRICS_PORT:=19094}"
 : "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
+: "${GATEWAY_DIRECT_PORT:=19097}" "${GATEWAY_DIRECT_METRICS_PORT:=19098}"
 : "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
 : "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}" "${OP_CPUS:=$SERVER_CPUS}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
@@ -58,7 +61,7 @@ export BIND_HOST UPSTREAM_PORT NGINX_PROXY_PORT APACHE_CC_PORT GATEWAY_PORT APAC
   OP_PORT GATEWAY_METRICS_PORT SERVER_CPUS WRK_CPUS DURATION WARMUP REPEATS CONNECTIONS LOGIN_N PAR_LOGINS \
   PAR_LOGIN_N PYSPY PYSPY_SECONDS ONLY OUT OP_ISSUER LOG_DIR="$OUT/logs" \
   HEADLESS_GW_PORT HEADLESS_IDP_PORT HEADLESS_METRICS_PORT WORKERS_GW_PORT WORKERS_METRICS_PORT WORKERS_CPUS \
-  HEADLESS_N HEADLESS_INTERVAL HEADLESS_INTERVALS HEADLESS_KEY HEADLESS_EXPIRES_IN
+  HEADLESS_N HEADLESS_INTERVAL HEADLESS_INTERVALS HEADLESS_KEY HEADLESS_EXPIRES_IN GATEWAY_DIRECT_PORT
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 PEERS=0  # the peer comparison (rows 1-4): nginx, Apache + mod_auth_openidc, the gateway, the OP
@@ -146,7 +149,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT \
-  $GATEWAY_METRICS_PORT $HEADLESS_GW_PORT $HEADLESS_IDP_PORT $HEADLESS_METRICS_PORT $WORKERS_GW_PORT $WORKERS_METRICS_PORT; do
+  $GATEWAY_METRICS_PORT $HEADLESS_GW_PORT $HEADLESS_IDP_PORT $HEADLESS_METRICS_PORT $WORKERS_GW_PORT $WORKERS_METRICS_PORT \
+  $GATEWAY_DIRECT_PORT $GATEWAY_DIRECT_METRICS_PORT; do
   ! curl -s -o /dev/null --max-time 1 "http://$BIND_HOST:$p/" || die "port $p is in use"
 done
 
@@ -177,6 +181,10 @@ if ((PEERS)); then
     APACHE_USER="$(id -un www-data 2>/dev/null || id -un)" APACHE_GROUP="$(id -gn www-data 2>/dev/null || id -gn)"
   $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml"
   check_config "$OUT/gateway.yaml"
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-direct.yaml" GATEWAY_PORT="$GATEWAY_DIRECT_PORT" \
+    GATEWAY_METRICS_PORT="$GATEWAY_DIRECT_METRICS_PORT"
+  echo "direct_login_redirect: true" >>"$OUT/gateway-direct.yaml"
+  check_config "$OUT/gateway-direct.yaml"
 fi
 if ((WORKERS)); then
   $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-workers.yaml" GATEWAY_PORT="$WORKERS_GW_PORT" \
@@ -211,7 +219,7 @@ if ((PEERS || WORKERS)); then
   wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
   log "OP (tests/op/server.js) :$OP_PORT"
   OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
-    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op" \
+    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op,http://$BIND_HOST:$GATEWAY_DIRECT_PORT/_auth/callback/op" \
     OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" SERVER_CPUS="$OP_CPUS" \
     start op node "$REPO/tests/op/server.js"
   wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
@@ -221,6 +229,9 @@ if ((PEERS)); then
   log "gateway :$GATEWAY_PORT (1 worker)"
   start gateway "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway.yaml" --workers 1
   wait_http gateway "http://$BIND_HOST:$GATEWAY_PORT/healthz" 30
+  log "gateway with direct_login_redirect :$GATEWAY_DIRECT_PORT (1 worker)"
+  start gateway-direct "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway-direct.yaml" --workers 1
+  wait_http gateway-direct "http://$BIND_HOST:$GATEWAY_DIRECT_PORT/healthz" 30
   log "nginx proxy :$NGINX_PROXY_PORT, auth_request front :$NGINX_AUTHREQ_PORT"
   start nginx-proxy nginx -p "$OUT/nginx-proxy/" -c nginx.conf -e stderr
   wait_http nginx-proxy "http://$BIND_HOST:$NGINX_PROXY_PORT/" 10
@@ -229,7 +240,7 @@ if ((PEERS)); then
   wait_http apache "http://$BIND_HOST:$APACHE_CC_PORT/" 15
 
   targets=()
-  for n in upstream op gateway nginx-proxy apache; do
+  for n in upstream op gateway gateway-direct nginx-proxy apache; do
     pid=$(cat "$OUT/pids/$n"); tp=$(child_of "$pid") || die "no process under $n"
     # taskset execs the server, so the child of `timeout` is the server itself
     targets+=("$n=$tp"); echo "$tp" >"$OUT/pids/$n.server"

@@ -176,7 +176,6 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
     if session is None:
         query = request.raw_path.partition("?")[2]
         return_to = encode_path(path) + (f"?{query}" if query else "")
-        login = redirect.login_url(return_to)
         response: web.StreamResponse
         if wants_html(request):
             if settings.direct_login_redirect:  # one hop instead of two; config checked it is a redirect provider
@@ -184,11 +183,11 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
                     request, rt, settings.default_provider, rt.return_target(return_to)
                 )
             else:
-                response = redirect_to(login)
+                response = redirect_to(redirect.login_url(return_to))
             outcome = "redirected_to_login"
         else:
             response = web.json_response(
-                {"error": "unauthenticated", "login_url": settings.public_url + login},
+                {"error": "unauthenticated", "login_url": settings.public_url + redirect.login_url(return_to)},
                 status=401,
                 headers={"Cache-Control": "no-store"},
             )

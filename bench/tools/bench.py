@@ -31,6 +31,7 @@ OP = f"http://{H}:{E['OP_PORT']}"
 U = lambda port, path="/": f"http://{H}:{port}{path}"  # noqa: E731
 GW, CC, SHM, NGX, FA = (E["GATEWAY_PORT"], E["APACHE_CC_PORT"], E["APACHE_SHM_PORT"],
                         E["NGINX_PROXY_PORT"], E["NGINX_AUTHREQ_PORT"])
+GWD = E["GATEWAY_DIRECT_PORT"]  # the same gateway config with direct_login_redirect: true (rows 3 and 4)
 SSN = "196802020575"
 RESULTS: dict = {"checks": {}, "wrk": [], "logins": [], "pyspy": {}}
 
@@ -197,6 +198,7 @@ def measure() -> int:
     shm = login_and_check("mod_auth_openidc shm", SHM)
 
     G, A_CC, A_SHM, N = "eid-gateway", "mod_auth_openidc client-cookie", "mod_auth_openidc shm", "nginx (no auth)"
+    G_DIRECT = "eid-gateway direct_login_redirect"
     if want("proxy"):
         for path, case, row in (("/", "authenticated GET, small body", "1"), ("/1m", "authenticated GET, 1 MiB body", "1b")):
             load(row, case, N, "nginx-proxy", U(NGX, path), None, 200)
@@ -210,6 +212,7 @@ def measure() -> int:
         case = "unauthenticated GET (redirect towards the OP)"
         load("3", case, "eid-gateway: GET / -> 302 /_auth/login", "gateway", U(GW), None, 302)
         load("3", case, "eid-gateway: GET /_auth/login -> 302 OP", "gateway", U(GW, "/_auth/login?rd=%2F"), None, 302)
+        load("3", case, f"{G_DIRECT}: GET / -> 302 OP", "gateway-direct", U(GWD), None, 302)
         load("3", case, "nginx auth_request + verify -> 302 login", "gateway", U(FA), None, 302)
         load("3", case, A_CC, "apache", U(CC), None, 302)
         load("3", case, A_SHM, "apache", U(SHM), None, 302)
@@ -218,7 +221,7 @@ def measure() -> int:
         pyspy("verify", U(FA), gw)
         pyspy("login-redirect", U(GW, "/_auth/login?rd=%2F"), None)
     if want("logins"):
-        rps = [(G, "gateway", GW), (A_CC, "apache", CC), (A_SHM, "apache", SHM)]
+        rps = [(G, "gateway", GW), (G_DIRECT, "gateway-direct", GWD), (A_CC, "apache", CC), (A_SHM, "apache", SHM)]
         logins(rps, int(E["LOGIN_N"]), 1)
         if int(E.get("PAR_LOGINS", "20")) > 1:
             logins(rps, int(E["PAR_LOGIN_N"]), int(E["PAR_LOGINS"]))

@@ -73,7 +73,7 @@ for par in sorted({L["parallel"] for L in R["logins"]}):
             rss = peak_mb(L["rss_name"], L["t0"], L["t1"]) if key == "total" else ""
             fails = f"{L['failed']} failed of {L['n']}" if key == "total" else ""
             rr = ["", "", ""]
-            if srv == G:  # latency ratio: gateway ms ÷ peer ms (lower is better)
+            if srv.startswith(G):  # latency ratio: gateway ms ÷ peer ms (lower is better)
                 rr = [f"{p50 / Ls[k][f'{key}_ms']:.2f} (ms)" if k in Ls and Ls[k][f"{key}_ms"] else "-" for k in (CC, SHM)] + ["-"]
             rows.append(f"| {num} | {label}, {mode} (n={L['n']}) | {srv} | {rate} | {f(p50)} | {f(p99)} | {rss} | {fails} | "
                         f"{rr[0]} | {rr[1]} | {rr[2]} |")
@@ -132,7 +132,8 @@ Ratios on throughput rows are req/s ÷ req/s (higher is better for the gateway);
 are median ms ÷ median ms (lower is better). Row 2 is compared with row 1's mod_auth_openidc and
 nginx figures (same request, judged by a different mechanism). Row 3: the gateway's unauthenticated
 GET / only redirects to its own /_auth/login, which then builds the authorization request (state,
-nonce, PKCE, login cookie) and redirects to the OP; mod_auth_openidc does both in one response.
+nonce, PKCE, login cookie) and redirects to the OP; mod_auth_openidc does both in one response, and so
+does "eid-gateway direct_login_redirect" (a second gateway with that option, rows 3 and 4 only).
 Peak RSS: VmRSS summed over the server's process tree, 100 ms samples, peak within that run; the two
 mod_auth_openidc vhosts are one Apache instance (2 processes x 32 threads).
 Row 5: the gateway (1 worker) is on CPU 0; the driver (bench/tools/headless_load.py) and the dev IdP,

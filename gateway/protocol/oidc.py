@@ -15,8 +15,9 @@ import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from gateway.errors import CallbackError, IdpUnavailableError, TokenValidationError
 from gateway.protocol.jws import SigningKey, sign
@@ -120,28 +121,41 @@ def build_authorization_url(
     login_hint: str | None = None,
     ui_locales: Sequence[str] = (),
 ) -> str:
-    params: dict[str, str] = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": redirect_uri,
-        "scope": " ".join(scopes),
-        "state": state,
-        "nonce": nonce,
-        "code_challenge": code_challenge,
-        "code_challenge_method": "S256",
-    }
+    # The same as urlencode(params, quote_via=quote), but the values that repeat from login to login are
+    # percent-encoded once: urllib's quoting was a seventh of the gateway's time per login redirect.
+    fixed = _quoted_fixed
+    query = [
+        "response_type=code",
+        "client_id=" + fixed(client_id),
+        "redirect_uri=" + fixed(redirect_uri),
+        "scope=" + fixed(" ".join(scopes)),
+        "state=" + quote(state, safe=""),
+        "nonce=" + quote(nonce, safe=""),
+        "code_challenge=" + quote(code_challenge, safe=""),
+        "code_challenge_method=S256",
+    ]
     if response_mode != "query":
-        params["response_mode"] = response_mode
+        query.append("response_mode=" + fixed(response_mode))
     if acr_values:
-        params["acr_values"] = " ".join(acr_values)
+        query.append("acr_values=" + fixed(" ".join(acr_values)))
     if prompt:
-        params["prompt"] = prompt
+        query.append("prompt=" + fixed(prompt))
     if login_hint:
-        params["login_hint"] = login_hint
+        query.append("login_hint=" + quote(login_hint, safe=""))
     if ui_locales:
-        params["ui_locales"] = " ".join(ui_locales)
-    separator = "&" if urlsplit(metadata.authorization_endpoint).query else "?"
-    return metadata.authorization_endpoint + separator + urlencode(params, quote_via=quote)
+        query.append("ui_locales=" + fixed(" ".join(ui_locales)))
+    return metadata.authorization_endpoint + _query_separator(metadata.authorization_endpoint) + "&".join(query)
+
+
+@lru_cache(maxsize=1024)
+def _quoted_fixed(value: str) -> str:
+    """Percent-encoding of a value that comes from configuration or a short list (Accept-Language tags)."""
+    return quote(value, safe="")
+
+
+@lru_cache(maxsize=64)
+def _query_separator(endpoint: str) -> str:
+    return "&" if urlsplit(endpoint).query else "?"
 
 
 def states_match(received: str, expected: str) -> bool:

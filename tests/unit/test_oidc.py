@@ -11,7 +11,7 @@ import secrets
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
@@ -231,6 +231,54 @@ def test_authorization_url_with_every_option() -> None:
         "&response_mode=form_post&acr_values=urn%3Abankid%3Abid%20urn%3Abankid%3Abim&prompt=login"
         "&login_hint=BID%3A01010112345&ui_locales=nb%20en"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "a&b=c d+e#f?g/h%20'\"<>\u00e5",
+        "https://app.example.test:8443/_auth/callback/x?y=1",
+        "\u00e5\u00e4 \U0001f600",
+        "",
+    ],
+)
+def test_authorization_url_encodes_exactly_as_urlencode_would(value: str) -> None:
+    """The values encoded once and reused must come out byte for byte as urllib's urlencode(quote) encodes them,
+    in every field, also the second time the same value is used (from the cache)."""
+    options = {
+        "client_id": value or "gw",
+        "redirect_uri": value or REDIRECT_URI,
+        "scopes": ["openid", value],
+        "state": value or "st",
+        "nonce": value or "nc",
+        "code_challenge": value or "ch",
+        "response_mode": value or "form_post",
+        "acr_values": [value, "urn:bankid:bid"],
+        "prompt": value or "login",
+        "login_hint": value or "BID",
+        "ui_locales": [value, "nb"],
+    }
+    expected = META.authorization_endpoint + "?" + urlencode(
+        {
+            "response_type": "code",
+            "client_id": options["client_id"],
+            "redirect_uri": options["redirect_uri"],
+            "scope": " ".join(options["scopes"]),
+            "state": options["state"],
+            "nonce": options["nonce"],
+            "code_challenge": options["code_challenge"],
+            "code_challenge_method": "S256",
+            "response_mode": options["response_mode"],
+            "acr_values": " ".join(options["acr_values"]),
+            "prompt": options["prompt"],
+            "login_hint": options["login_hint"],
+            "ui_locales": " ".join(options["ui_locales"]),
+        },
+        quote_via=quote,
+    )
+    assert auth_url(**options) == expected
+    assert auth_url(**options) == expected
 
 
 def test_authorization_url_keeps_the_endpoint_query() -> None:
