@@ -24,6 +24,7 @@ from tests.security.helpers import (
     request_bytes,
 )
 from tests.support.fake_op import Outcome, fetch, jar
+from tests.support.ports import free_port
 from tests.support.stack import Stack, running_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -265,3 +266,27 @@ async def test_t37_a_logged_out_cookie_does_not_come_back_and_is_cleared(direct_
     assert location is not None and location.startswith(await authorize_endpoint(direct_stack) + "?")
     assert set_cookies(replay)["gw_session"]["max-age"] == "0"
     assert direct_stack.echo.requests == []
+
+
+# ------------------------------------------------------------------------------------- fail closed
+
+
+async def test_an_unreachable_provider_gives_a_clear_page_and_forwards_nothing() -> None:
+    """With the provider's discovery unreachable, the navigation gets the 502 page the login route gives
+    (without the option the first hop answers 302 without asking the provider; /_auth/login then gives this page)."""
+    dead_issuer = f"http://127.0.0.1:{free_port()}"
+
+    def customize(config: dict[str, Any]) -> None:
+        config["direct_login_redirect"] = True
+        config["providers"][0].update(issuer=dead_issuer, timeout="1s")
+
+    async with running_stack(customize=customize) as stack:
+        page = await start(stack, "/private/x?y=1")
+        assert page.status == 502, page.text
+        assert (page.header("Content-Type") or "").startswith("text/html")
+        assert "The identity provider could not be reached" in page.text and "idp_unavailable" in page.text
+        assert_no_traceback(page.text)
+        assert LOGIN_COOKIE not in set_cookies(page) and page.header("Location") is None
+        api = await raw_http(port(stack), request_bytes("/private/x", accept="application/json"))
+        assert api.status == 401 and "/_auth/login?rd=%2Fprivate%2Fx" in api.text
+        assert stack.echo.requests == []
