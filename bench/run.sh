@@ -179,16 +179,15 @@ if ((PEERS)); then
   ln -sfn "$MODDIR" "$OUT/apache/modules"
   $R "$BENCH/conf/apache-oidc.conf.in" "$OUT/apache/httpd.conf" \
     APACHE_USER="$(id -un www-data 2>/dev/null || id -un)" APACHE_GROUP="$(id -gn www-data 2>/dev/null || id -gn)"
-  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml"
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway.yaml" DIRECT_LOGIN_REDIRECT=false
   check_config "$OUT/gateway.yaml"
   $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-direct.yaml" GATEWAY_PORT="$GATEWAY_DIRECT_PORT" \
-    GATEWAY_METRICS_PORT="$GATEWAY_DIRECT_METRICS_PORT"
-  echo "direct_login_redirect: true" >>"$OUT/gateway-direct.yaml"
+    GATEWAY_METRICS_PORT="$GATEWAY_DIRECT_METRICS_PORT" DIRECT_LOGIN_REDIRECT=true
   check_config "$OUT/gateway-direct.yaml"
 fi
 if ((WORKERS)); then
   $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-workers.yaml" GATEWAY_PORT="$WORKERS_GW_PORT" \
-    GATEWAY_METRICS_PORT="$WORKERS_METRICS_PORT"
+    GATEWAY_METRICS_PORT="$WORKERS_METRICS_PORT" DIRECT_LOGIN_REDIRECT=false
   check_config "$OUT/gateway-workers.yaml"
 fi
 if ((HEADLESS)); then

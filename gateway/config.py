@@ -511,22 +511,23 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
     tr = Reader(timeouts_raw, "upstream_timeouts.", problems)
     # Unset with several providers: the login shows a choice page.
     default_provider = r.string("default_provider", providers[0].name if len(providers) == 1 else "") or ""
-    if default_provider and not any(p.name == default_provider for p in providers):
+    default_entry = next((p for p in providers if p.name == default_provider), None)
+    if default_provider and default_entry is None:
         problems.add("default_provider", f"names no provider; use one of {', '.join(p.name for p in providers)}")
     direct_login_redirect = r.boolean("direct_login_redirect", False)
-    if direct_login_redirect and providers:
-        default = next((p for p in providers if p.name == default_provider), None)
-        if default is None:
+    if direct_login_redirect and providers and not (default_provider and default_entry is None):  # else: said above
+        if default_entry is None:
             problems.add(
                 "direct_login_redirect",
                 "needs one provider to send browsers to; set default_provider to a redirect-flow provider, "
                 "or remove direct_login_redirect",
             )
-        elif default.is_poll_flow:
+        elif default_entry.is_poll_flow:
             problems.add(
                 "direct_login_redirect",
-                f"default_provider {default.name!r} uses the {default.flow} flow, which has no provider page to "
-                "redirect to; remove direct_login_redirect or set default_provider to a redirect-flow provider",
+                f"default_provider {default_entry.name!r} uses the {default_entry.flow} flow, which has no "
+                "provider page to redirect to; remove direct_login_redirect or set default_provider to a "
+                "redirect-flow provider",
             )
 
     allowed_domains: list[tuple[str, int | None]] = []

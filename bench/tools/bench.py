@@ -194,6 +194,7 @@ def measure() -> int:
                                          "unauth_status": ust, "unauth_location": uh.get("Location", "")[:120],
                                          "ok": st == 200 and ec.get("auth_ssn") == SSN and ust == 302}
     log(f"check forward-auth: {RESULTS['checks']['forward-auth']}")
+    login_and_check("gateway direct_login_redirect", GWD)
     cc = login_and_check("mod_auth_openidc client-cookie", CC)
     shm = login_and_check("mod_auth_openidc shm", SHM)
 

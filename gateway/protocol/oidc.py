@@ -143,13 +143,13 @@ def build_authorization_url(
     if login_hint:
         query.append("login_hint=" + quote(login_hint, safe=""))
     if ui_locales:
-        query.append("ui_locales=" + fixed(" ".join(ui_locales)))
+        query.append("ui_locales=" + quote(" ".join(ui_locales), safe=""))  # often from Accept-Language
     return metadata.authorization_endpoint + _query_separator(metadata.authorization_endpoint) + "&".join(query)
 
 
 @lru_cache(maxsize=1024)
 def _quoted_fixed(value: str) -> str:
-    """Percent-encoding of a value that comes from configuration or a short list (Accept-Language tags)."""
+    """Percent-encoding of a value that comes from configuration (never from the request)."""
     return quote(value, safe="")
 
 

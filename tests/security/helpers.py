@@ -140,25 +140,19 @@ async def dev_login_outcome(http: aiohttp.ClientSession, stack: Stack, login_url
     gateway callback's own answer (its Location is the final redirect target)."""
     start = await fetch(http, "GET", login_url, headers={"Accept": "text/html"})
     assert start.status == 302 and start.location, (start.status, start.body)
-    async with http.get(start.location, headers={"Accept": "text/html"}, allow_redirects=False) as page_resp:
+    return await finish_at_devidp(http, stack, start.location, person=person)
+
+
+async def finish_at_devidp(http: aiohttp.ClientSession, stack: Stack, authorize_url: str,
+                           person: str = "Åsa Öberg") -> Outcome:
+    """Open the development IdP's login page at ``authorize_url``, pick ``person``, and return the gateway
+    callback's own answer (its Location is the final redirect target)."""
+    async with http.get(authorize_url, headers={"Accept": "text/html"}, allow_redirects=False) as page_resp:
         assert page_resp.status == 200, await page_resp.text()
-        page = await page_resp.text()
-        page_url = str(page_resp.url)
+        page, page_url = await page_resp.text(), str(page_resp.url)
     form = next(f for f in parse_forms(page) if f"Log in as {person}" in f["text"])
     async with http.post(urljoin(page_url, form["action"]), data=form["fields"], allow_redirects=False) as decided:
         assert decided.status in (302, 303), await decided.text()
-        callback = decided.headers["Location"]
-    assert callback.startswith(stack.url + "/_auth/callback/dev?")
-    return await fetch(http, "GET", callback, headers={"Accept": "text/html"})
-
-
-async def finish_at_devidp(http: aiohttp.ClientSession, stack: Stack, authorize_url: str) -> Outcome:
-    """Open the development IdP's login page at ``authorize_url``, pick Åsa Öberg, and return the gateway
-    callback's own answer (its Location is the final redirect target)."""
-    async with http.get(authorize_url) as page_resp:
-        page, page_url = await page_resp.text(), str(page_resp.url)
-    form = next(f for f in parse_forms(page) if "Log in as Åsa Öberg" in f["text"])
-    async with http.post(urljoin(page_url, form["action"]), data=form["fields"], allow_redirects=False) as decided:
         callback = decided.headers["Location"]
     assert callback.startswith(stack.url + "/_auth/callback/dev?"), callback
     return await fetch(http, "GET", callback, headers={"Accept": "text/html"})

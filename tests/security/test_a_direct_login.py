@@ -1,7 +1,8 @@
 """``direct_login_redirect: true``: a browser navigation without a session gets its 302 straight to the
 provider, so the return target comes from the request path itself, not from ``rd=``. The login must still
 land on that path and only there (attacks.md T01), path tricks must never reach the upstream (T15), a
-stale session cookie is cleared (T37), and API clients keep the 401 JSON."""
+stale session cookie is cleared (T35), and API clients keep the 401 JSON. T37 (fixation) needs no new
+case: this path starts a login only when the browser presented no valid session."""
 
 from __future__ import annotations
 
@@ -150,11 +151,20 @@ async def test_head_needs_a_login_too_and_is_not_forwarded(direct_stack: Stack) 
 
 # ------------------------------------------------------------------------------------------------ T01
 
-#: T01 payloads as request paths: the path the browser asked for becomes the return target.
-T01_PATHS = [
-    "//evil.example",
-    "///evil.example",
-    "//evil.example/private",
+#: T01 payloads as request paths: the path the browser asked for becomes the return target. These pass the
+#: path normaliser, start a login, and must come back to this local path (never to a host).
+T01_LANDS = {
+    "//evil.example": "/evil.example",
+    "///evil.example": "/evil.example",
+    "//evil.example/private": "/evil.example/private",
+    "//app.example.test@evil.example": "/app.example.test@evil.example",
+    "/%E3%80%80/evil.example": "/",  # an ideographic space could be read as nothing: the target is refused
+    "/private?a=1%23@evil.example": "/private?a=1%23@evil.example",
+    "/private?next=//evil.example": "/private?next=//evil.example",
+}
+
+#: These the path normaliser refuses (backslash, encoded slash, control characters): the gateway's 400 page.
+T01_REFUSED = [
     "/\\evil.example",
     "/%5Cevil.example",
     "/%5C%5Cevil.example",
@@ -165,84 +175,87 @@ T01_PATHS = [
     "/%09/evil.example",
     "/%0a/evil.example",
     "/%0d%0aLocation:%20https://evil.example",
-    "//app.example.test@evil.example",
     "/%00/evil.example",
-    "/%E3%80%80/evil.example",
     "/.%2F%2Fevil.example",
     "/../%2F%2Fevil.example",
     "/\\/evil.example",
-    "/private?a=1%23@evil.example",
-    "/private?next=//evil.example",
 ]
 
 
-@pytest.mark.parametrize("target", T01_PATHS)
-async def test_t01_the_login_started_from_a_suspicious_path_returns_to_our_origin(
-    direct_stack: Stack, target: str
-) -> None:
-    started = await start(direct_stack, target)
-    assert direct_stack.echo.requests == []
-    if started.status == 400:
-        assert_no_traceback(started.text)
-        return
+async def assert_gateway_400(stack: Stack, target: str) -> None:
+    refused = await start(stack, target)
+    assert refused.status == 400, refused.text
+    assert (refused.header("Content-Type") or "").startswith("text/html")
+    assert "Sign-in problem" in refused.text
+    assert_no_traceback(refused.text)
+    assert refused.header("Location") is None and LOGIN_COOKIE not in set_cookies(refused)
+    assert stack.echo.requests == []
+
+
+async def assert_login_lands(stack: Stack, target: str, expected: str) -> None:
+    started = await start(stack, target)
+    assert stack.echo.requests == []
     assert started.status == 302, started.text
     location = started.header("Location")
     assert location is not None and "\r" not in location and "\n" not in location
-    assert location.startswith(await authorize_endpoint(direct_stack) + "?")
-    callback, _ = await finish(direct_stack, started)
+    assert location.startswith(await authorize_endpoint(stack) + "?")
+    callback, _ = await finish(stack, started)
     assert callback.status == 302
     assert_same_origin_relative(callback.location)
+    assert callback.location == expected
+
+
+@pytest.mark.parametrize(("target", "expected"), list(T01_LANDS.items()))
+async def test_t01_a_login_started_from_a_suspicious_path_returns_to_that_local_path(
+    direct_stack: Stack, target: str, expected: str
+) -> None:
+    await assert_login_lands(direct_stack, target, expected)
+
+
+@pytest.mark.parametrize("target", T01_REFUSED)
+async def test_t01_paths_the_normaliser_refuses_get_the_400_page_and_start_no_login(
+    direct_stack: Stack, target: str
+) -> None:
+    await assert_gateway_400(direct_stack, target)
 
 
 @pytest.mark.parametrize("control", ["\t", "\x0b", "\x0c", "\x00"])
-async def test_t01_raw_control_characters_in_the_path(direct_stack: Stack, control: str) -> None:
-    started = await start(direct_stack, f"/{control}/evil.example")
+async def test_t01_raw_control_characters_in_the_path_are_refused_by_the_http_parser(
+    direct_stack: Stack, control: str
+) -> None:
+    """aiohttp's parser answers 400 before the gateway runs: no login starts, nothing is forwarded."""
+    refused = await start(direct_stack, f"/{control}/evil.example")
+    assert refused.status == 400, refused.text
+    assert_no_traceback(refused.text)
+    assert refused.header("Location") is None and LOGIN_COOKIE not in set_cookies(refused)
     assert direct_stack.echo.requests == []
-    if started.status == 400:
-        assert_no_traceback(started.text)
-        return
-    assert started.status == 302, started.text
-    callback, _ = await finish(direct_stack, started)
-    assert_same_origin_relative(callback.location)
 
 
 # ------------------------------------------------------------------------------------------------ T15
 
 
 @pytest.mark.parametrize(
-    "target",
-    [
-        "/public/../private/x",
-        "/public/%2e%2e/private/x",
-        "/public/%2E%2E%2Fprivate/x",
-        "/public/..%2fprivate/x",
-        "/public/.%2e/private/x",
-        "/public/..%5cprivate/x",
-        "/public;/../private/x",
-        "/PUBLIC/../private/x",
-    ],
+    "target", ["/public/../private/x", "/public/%2e%2e/private/x", "/public/.%2e/private/x", "/PUBLIC/../private/x"]
 )
-async def test_t15_traversal_out_of_a_public_prefix_starts_a_login_and_forwards_nothing(
+async def test_t15_traversal_out_of_a_public_prefix_logs_in_for_the_normalised_path(
     direct_stack: Stack, target: str
 ) -> None:
-    started = await start(direct_stack, target)
-    assert direct_stack.echo.requests == []
-    if started.status == 400:
-        assert_no_traceback(started.text)
-        return
-    assert started.status == 302, started.text
-    location = started.header("Location")
-    assert location is not None and location.startswith(await authorize_endpoint(direct_stack) + "?")
-    callback, _ = await finish(direct_stack, started)
-    assert_same_origin_relative(callback.location)
-    assert callback.location is not None and not callback.location.lower().startswith("/public/")
+    await assert_login_lands(direct_stack, target, "/private/x")
 
 
-# ------------------------------------------------------------------------------------------------ T37
+@pytest.mark.parametrize(
+    "target",
+    ["/public/%2E%2E%2Fprivate/x", "/public/..%2fprivate/x", "/public/..%5cprivate/x", "/public;/../private/x"],
+)
+async def test_t15_ambiguous_traversal_gets_the_400_page(direct_stack: Stack, target: str) -> None:
+    await assert_gateway_400(direct_stack, target)
+
+
+# ------------------------------------------------------------------------------------------------ T35
 
 
 @pytest.mark.parametrize("cookie", ["gw_session=bogus", "gw_session=v1.AAAA", "gw_session=r1.x%0d%0aFLUSHALL"])
-async def test_t37_an_unusable_session_cookie_is_cleared_on_the_way_to_the_provider(
+async def test_t35_an_unusable_session_cookie_is_cleared_on_the_way_to_the_provider(
     direct_stack: Stack, cookie: str
 ) -> None:
     started = await start(direct_stack, "/private/x", cookie=cookie)
@@ -253,7 +266,7 @@ async def test_t37_an_unusable_session_cookie_is_cleared_on_the_way_to_the_provi
     assert direct_stack.echo.requests == []
 
 
-async def test_t37_a_logged_out_cookie_does_not_come_back_and_is_cleared(direct_stack: Stack) -> None:
+async def test_t35_a_logged_out_cookie_does_not_come_back_and_is_cleared(direct_stack: Stack) -> None:
     callback, browser = await finish(direct_stack, await start(direct_stack, "/private/a"))
     session_cookie = callback.set_cookies["gw_session"].value
     async with aiohttp.ClientSession(cookie_jar=browser) as http:

@@ -677,6 +677,11 @@ def test_direct_login_redirect_needs_a_default_provider(tmp_path: Path) -> None:
     assert settings.direct_login_redirect and settings.default_provider == "other"
 
 
+def test_direct_login_redirect_with_a_mistyped_default_provider_names_only_that_key(tmp_path: Path) -> None:
+    found = problems(minimal(default_provider="idq", direct_login_redirect=True), tmp_path)
+    assert found == ["default_provider: names no provider; use one of idp"]
+
+
 def test_direct_login_redirect_refuses_a_poll_flow_default_provider(tmp_path: Path) -> None:
     write_key(tmp_path / "idura.pem")
     headless = provider(
