@@ -41,8 +41,20 @@ class PathError(ValueError):
     """
 
 
-@functools.lru_cache(maxsize=4096)
+#: Only paths up to this long are memoised: the memo then holds at most a few MB however many distinct
+#: 4 KB paths a client sends (every request path is client-chosen).
+_MEMO_MAX_LENGTH = 256
+
+
 def normalize_request_path(raw_path: str) -> str:
+    """Return the one path the gateway authorises and forwards (see ``_normalize``); memoised for short
+    paths, since the same few paths arrive on every request."""
+    if len(raw_path) <= _MEMO_MAX_LENGTH:
+        return _normalize_memoised(raw_path)
+    return _normalize(raw_path)
+
+
+def _normalize(raw_path: str) -> str:
     """Return the one path the gateway authorises and forwards.
 
     ``raw_path`` is the raw, still percent-encoded path of the request target with the
@@ -84,6 +96,9 @@ def normalize_request_path(raw_path: str) -> str:
     # the reading of servers that merge slashes, instead of "/public/x".
     normalised = remove_dot_segments(_SLASH_RUN.sub("/", decoded))
     return _SLASH_RUN.sub("/", normalised) or "/"
+
+
+_normalize_memoised = functools.lru_cache(maxsize=4096)(_normalize)
 
 
 def _check_escapes(raw_path: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.protocol import paths
 from gateway.protocol.paths import (
     PathError,
     encode_path,
@@ -300,3 +301,18 @@ def test_validate_public_path_pattern_refuses(pattern: str, message: str) -> Non
 )
 def test_remove_dot_segments(path: str, expected: str) -> None:
     assert remove_dot_segments(path) == expected
+
+
+def test_only_short_paths_are_memoised() -> None:
+    """Every request path is client-chosen: long ones must not fill the memo (4096 entries of 4 KB each)."""
+    paths._normalize_memoised.cache_clear()
+    assert normalize_request_path("/" + "a" * 4000) == "/" + "a" * 4000
+    assert normalize_request_path("/b/../" + "c" * 300) == "/" + "c" * 300
+    assert paths._normalize_memoised.cache_info().currsize == 0
+    assert normalize_request_path("/app/./page") == "/app/page"
+    assert normalize_request_path("/app/./page") == "/app/page"
+    assert paths._normalize_memoised.cache_info().currsize == 1
+    with pytest.raises(PathError):
+        normalize_request_path("/a%2Fb")  # refusals are not memoised and stay refusals
+    with pytest.raises(PathError):
+        normalize_request_path("/a%2Fb")
