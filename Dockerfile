@@ -23,19 +23,26 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY deploy/docker/constraints.txt deploy/docker/constraints.txt
+COPY requirements/runtime.txt requirements/build.txt requirements/
 COPY pyproject.toml README.md ./
 COPY gateway gateway
 
-# Dependencies only as binary wheels (--only-binary): no compiler is needed, and aiohttp always
+# Every dependency at the version and hash in the lock (requirements/*.txt, exported from uv.lock by
+# scripts/lock.sh), as binary wheels only (--only-binary): no compiler is needed, and aiohttp always
 # comes with its C HTTP parser, which the gateway requires (it refuses to start without it).
-# The project's own wheel is built from /src. The last line fails the build if the C parser or
-# uvloop is missing from the result.
-RUN pip wheel --no-cache-dir --only-binary=:all: --wheel-dir /wheels \
-        --constraint deploy/docker/constraints.txt . \
+# /opt/build holds the locked build backend; the project's wheel is built with it (no build
+# isolation, which would fetch the newest setuptools), and installed without resolving anything
+# (--no-deps: the lock is the complete set) into /opt/eid-gateway, a venv without pip. The last line
+# fails the build if the C parser or uvloop is missing from the result.
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+        -r requirements/build.txt \
+ && /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
  && python -m venv --without-pip /opt/eid-gateway \
- && pip --python /opt/eid-gateway/bin/python install --no-cache-dir --no-index --find-links /wheels \
-        --constraint deploy/docker/constraints.txt eid-gateway \
+ && /opt/build/bin/pip --python /opt/eid-gateway/bin/python install --no-cache-dir --require-hashes \
+        --no-deps --only-binary=:all: -r requirements/runtime.txt \
+ && /opt/build/bin/pip --python /opt/eid-gateway/bin/python install --no-cache-dir --no-index --no-deps \
+        /wheels/eid_gateway-*.whl \
  && /opt/eid-gateway/bin/python -c "import uvloop; from gateway.server import c_parser_active; assert c_parser_active()"
 
 # ---- runtime: the slim base, the virtual environment, a non-root user; no build tools, no pip in the venv ----

@@ -62,7 +62,7 @@ def connect(address: StoreAddress, *, timeout: float) -> Any:
         return aioredis.Redis.from_url(address.url, health_check_interval=30, **common)
     credentials: dict[str, Any] = {"username": address.username, "password": address.password, "ssl": address.tls}
     if address.kind == "sentinel":
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(
             list(address.hosts), sentinel_kwargs={**common, **credentials}, **common
         )
         return sentinel.master_for(address.service, db=address.db, **credentials)
