@@ -9,12 +9,22 @@ from gateway.errors import GatewayError
 
 
 def is_same_origin(request: web.Request, public_url: str) -> bool:
-    """For state-changing requests: current browsers always send Origin on a cross-site POST, and
-    Sec-Fetch-Site on every request; either one naming another site refuses it."""
+    """For state-changing requests: did this page's own origin send it?
+
+    ``Sec-Fetch-Site`` decides when the browser sends it (every current browser does, on every request):
+    the browser sets it from the initiator, and no page can forge or suppress it; ``same-site`` (a
+    sibling host) is refused like ``cross-site``. ``Origin`` must never name another origin. Without
+    ``Sec-Fetch-Site``, ``Origin`` must be ours or absent (non-browser clients; browsers always send it on
+    a cross-origin POST); ``Origin: null`` is then refused: it is what a sandboxed frame of another site
+    sends, and without Sec-Fetch-Site it cannot be told apart from the ``null`` a no-referrer page sends.
+    """
     origin = request.headers.get("Origin")
-    if origin is not None and origin != public_url:
+    if origin is not None and origin not in (public_url, "null"):
         return False
-    return request.headers.get("Sec-Fetch-Site") in (None, "same-origin", "none")
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    return origin != "null"
 
 
 def wants_html(request: web.Request) -> bool:
@@ -22,9 +32,28 @@ def wants_html(request: web.Request) -> bool:
     return request.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
 
 
+def is_browser_form_post(request: web.Request) -> bool:
+    """A form a person submitted in a browser, which shows our answer as a page (fetch() calls are
+    mode cors/same-origin and get JSON). Sec-Fetch-Mode where sent; else an HTML-accepting form post."""
+    if request.method != "POST":
+        return False
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode is not None:
+        return mode == "navigate"
+    return "text/html" in request.headers.get("Accept", "") and request.content_type in _FORM_TYPES
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
+#: Where a refused browser form post leads: the page that serves the form, else the start page.
+_FORM_PAGES = {"/_auth/logout": "/_auth/logout"}
+
+
 def error_response(request: web.Request, error: GatewayError, *, retry_url: str | None = None) -> web.Response:
     status = error.status
-    if wants_html(request) or request.path.startswith("/_auth/callback/"):
+    form_post = is_browser_form_post(request)
+    if wants_html(request) or form_post or request.path.startswith("/_auth/callback/"):
+        if form_post and retry_url is None:
+            retry_url = _FORM_PAGES.get(request.path, "/")
         return pages.error_page(status, error.public_message, code=error.code, retry_url=retry_url)
     body: dict[str, str] = {"error": error.code, "message": error.public_message}
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})

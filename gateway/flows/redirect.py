@@ -212,12 +212,30 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
     return response
 
 
+async def _end_session_url(rt: Runtime, session: Session) -> str | None:
+    """The provider's RP-initiated logout URL (OIDC RP-Initiated Logout 1.0), None when it has none."""
+    client = rt.providers.get(session.identity.idp)
+    if client is None:
+        return None
+    try:
+        metadata = await client.metadata()
+    except GatewayError:
+        return None
+    if metadata.end_session_endpoint is None:
+        return None
+    params = {
+        "client_id": client.settings.client_id,
+        "post_logout_redirect_uri": rt.settings.public_url + "/_auth/logged-out",
+    }
+    return metadata.end_session_endpoint + "?" + urlencode(params, quote_via=quote)
+
+
 async def handle_logout_page(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     session = (await read_session(request, rt)).session
     if session is None:
         return pages.logged_out_page()
-    return pages.logout_confirm_page()
+    return pages.logout_confirm_page(continues_to=await _end_session_url(rt, session))
 
 
 async def handle_logout(request: web.Request) -> web.StreamResponse:
@@ -236,18 +254,7 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
             await rt.store.end_for_subject(session.identity.idp, session.identity.sub, now)
             cause = "logout_everywhere"
         rt.metrics.sessions_ended.labels(cause).inc()
-        client = rt.providers.get(session.identity.idp)
-        if client is not None:
-            try:
-                metadata = await client.metadata()
-            except GatewayError:
-                metadata = None
-            if metadata is not None and metadata.end_session_endpoint:
-                params = {
-                    "client_id": client.settings.client_id,
-                    "post_logout_redirect_uri": rt.settings.public_url + "/_auth/logged-out",
-                }
-                target = metadata.end_session_endpoint + "?" + urlencode(params, quote_via=quote)
+        target = await _end_session_url(rt, session) or target
         logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
     response = redirect_to(target, status=303)
     clear_session(response, rt)

@@ -72,6 +72,12 @@ async def test_t22_get_logout_only_shows_a_confirmation(op_stack: OpStack) -> No
     {"Sec-Fetch-Site": "cross-site"},
     {"Sec-Fetch-Site": "same-site"},
     {"Origin": "http://127.0.0.1"},
+    # Sec-Fetch-Site decides when present: a null origin from another site, or a sibling host, stays refused,
+    # and an Origin naming another site is refused whatever Sec-Fetch-Site says.
+    {"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+    {"Origin": "null", "Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"},
+    {"Origin": "https://evil.example", "Sec-Fetch-Site": "none"},
 ])
 async def test_t22_cross_site_logout_post_is_refused(op_stack: OpStack, headers: dict[str, str]) -> None:
     async with aiohttp.ClientSession(cookie_jar=jar()) as http:
@@ -82,14 +88,65 @@ async def test_t22_cross_site_logout_post_is_refused(op_stack: OpStack, headers:
         assert await session_works(http, op_stack)
 
 
-async def test_t22_same_origin_logout_post_works(op_stack: OpStack) -> None:
+@pytest.mark.parametrize("sent", [
+    "public origin, same-origin",
+    "null origin, same-origin",  # what Chromium sends from a no-referrer page (issue 15, defect 1)
+    "no origin, same-origin",
+    "public origin, no Sec-Fetch-Site",
+])
+async def test_t22_same_origin_logout_post_works(op_stack: OpStack, sent: str) -> None:
+    origin, site = sent.split(", ")
+    headers = {"Origin": op_stack.config["public_url"]} if origin == "public origin" else {}
+    if origin == "null origin":
+        headers["Origin"] = "null"
+    if site == "same-origin":
+        headers["Sec-Fetch-Site"] = "same-origin"
     async with aiohttp.ClientSession(cookie_jar=jar()) as http:
         assert (await login(http, op_stack)).sets("gw_session")
-        done = await fetch(http, "POST", f"{op_stack.url}/_auth/logout",
-                           headers={"Origin": op_stack.config["public_url"], "Sec-Fetch-Site": "same-origin"})
+        done = await fetch(http, "POST", f"{op_stack.url}/_auth/logout", headers=headers)
         assert done.status == 303
         assert done.clears("gw_session")
         assert not await session_works(http, op_stack)
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    {"Accept": "text/html", "Origin": "https://evil.example"},  # a browser without Sec-Fetch-* headers
+])
+async def test_t22_refused_browser_form_post_gets_a_page_with_a_way_forward(
+    op_stack: OpStack, headers: dict[str, str]
+) -> None:
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        assert (await login(http, op_stack)).sets("gw_session")
+        refused = await fetch(http, "POST", f"{op_stack.url}/_auth/logout", data={"x": "1"}, headers=headers)
+        assert refused.status == 403
+        assert refused.headers["Content-Type"].startswith("text/html")
+        assert 'href="/_auth/logout"' in refused.body  # back to the confirm page, to log out from there
+        assert "cross_site_request" in refused.body
+        assert await session_works(http, op_stack)
+
+
+async def test_t22_refused_fetch_post_gets_json(op_stack: OpStack) -> None:
+    """A script's POST (mode cors) is an API call: JSON, not a page."""
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        assert (await login(http, op_stack)).sets("gw_session")
+        refused = await fetch(http, "POST", f"{op_stack.url}/_auth/logout", headers={
+            "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "cross-site", "Accept": "text/html"})
+        assert refused.status == 403
+        assert refused.headers["Content-Type"].startswith("application/json")
+
+
+async def test_t22_logout_confirm_page_sends_its_origin_with_the_post(op_stack: OpStack) -> None:
+    """The confirm page's Referrer-Policy lets browsers send Origin on its own form (no-referrer makes it null)."""
+    async with aiohttp.ClientSession(cookie_jar=jar()) as http:
+        assert (await login(http, op_stack)).sets("gw_session")
+        page = await fetch(http, "GET", f"{op_stack.url}/_auth/logout", headers={"Accept": "text/html"})
+        assert page.headers["Referrer-Policy"] == "same-origin"
+        assert 'action="/_auth/logout?everywhere=1"' in page.body
+        # The post redirects to the OP's end-session endpoint; CSP form-action covers redirects, so that
+        # origin (and only it) is allowed besides 'self'.
+        directives = dict(d.strip().split(" ", 1) for d in page.headers["Content-Security-Policy"].split(";"))
+        assert directives["form-action"] == f"'self' {op_stack.op.url}"
 
 
 async def test_t22_repeated_login_starts_keep_bounded_state(op_stack: OpStack) -> None:
