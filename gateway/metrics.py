@@ -94,6 +94,12 @@ class Metrics:
             "gateway_token_refreshes", "Refresh-token grants, by provider and result.", ["provider", "result"],
             registry=r,
         )
+        self.malformed_requests = Counter(
+            "gateway_malformed_requests",
+            "Requests the HTTP parser refused with 400 before any handler ran, by reason (gateway/protocol_errors.py).",
+            ["reason"],
+            registry=r,
+        )
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)

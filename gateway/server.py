@@ -18,6 +18,7 @@ from gateway import keys, logs
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.metrics import Metrics, create_metrics_app
+from gateway.protocol_errors import ProtocolErrorLog
 from gateway.runtime import RUNTIME, build_runtime
 
 #: aiohttp's pure-Python parser has had request-smuggling bugs its C parser did not (attacks.md T44).
@@ -58,8 +59,15 @@ async def start_gateway(
     metrics = Metrics()
     runtime = build_runtime(settings, metrics=metrics, generated_key_pem=generated_key_pem)
     app = create_app(settings, runtime=runtime)
-    # shutdown_timeout: how long in-flight requests may run on after the listener closed.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_grace)
+    # shutdown_timeout: how long in-flight requests may run on after the listener closed. logger: what
+    # aiohttp's request handler logs to; malformed requests become one counted warning line each.
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=settings.shutdown_grace,
+        logger=ProtocolErrorLog(metrics.malformed_requests),
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024, reuse_port=reuse_port)
     await site.start()
