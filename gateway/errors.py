@@ -12,6 +12,7 @@ GatewayError                      status, code; rendered once by the error middl
 │   └── TokenValidationError      the ID token failed a check (reason names which one)
 ├── ForbiddenError                403: authenticated, but refused (claims failed a shape check)
 │   └── AccessDeniedError         a rule on the canonical claims refuses this identity here
+├── RateLimitedError              429: too many login starts from one address, or CIBA starts for one person
 ├── IdpUnavailableError           502: discovery, JWKS or token endpoint failed
 └── UpstreamError                 502/504: the upstream failed or timed out
 """
@@ -109,3 +110,15 @@ class UpstreamError(GatewayError):
     status = 502
     code = "upstream_error"
     public_message = "The application behind the gateway is not responding."
+
+
+class RateLimitedError(GatewayError):
+    """429: a rate limit (gateway/protocol/rate_limit.py) refused this start; Retry-After says when to retry."""
+
+    status = 429
+    code = "rate_limited"
+    public_message = "Too many attempts. Please wait a moment and try again."
+
+    def __init__(self, reason: str, *, retry_after: int) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
