@@ -30,6 +30,7 @@ from gateway.policy import Rule
 from gateway.protocol.claims import CANONICAL_CLAIMS, validate_claim_mapping
 from gateway.protocol.jws import ASYMMETRIC_ALGORITHMS
 from gateway.protocol.paths import validate_public_path_pattern
+from gateway.protocol.rate_limit import LIMIT_NAMES, Limit, parse_limit
 from gateway.protocol.redirect_target import parse_redirect_domain
 from gateway.session.store_url import StoreAddress, parse_store_url
 
@@ -108,6 +109,15 @@ class UpstreamTimeouts:
     read: float = 60.0
 
 
+#: On by default: a CIBA start pushes a notification to the phone of the person whose number was posted,
+#: and login starts cost the provider (and, for BankID, the person) something. "off" turns one off.
+DEFAULT_RATE_LIMITS = {
+    "login_per_client": Limit(120, 60.0),
+    "poll_start_per_client": Limit(30, 60.0),
+    "ciba_per_person": Limit(5, 600.0),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     listen_host: str
@@ -129,6 +139,7 @@ class Settings:
     allowed_redirect_domains: tuple[tuple[str, int | None], ...] = ()
     rules: tuple[Rule, ...] = ()
     shutdown_grace: float = 10.0
+    rate_limits: Mapping[str, Limit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
     @property
     def secure_cookies(self) -> bool:
@@ -159,6 +170,7 @@ _TOP_KEYS = {
     "allowed_redirect_domains",
     "rules",
     "shutdown_grace",
+    "rate_limits",
 }
 _PROVIDER_KEYS = {
     "name",
@@ -336,6 +348,26 @@ def _cookie_domain(sr: Reader, problems: Problems, public_url: str | None) -> st
         problems.add("session.cookie_domain", f"must be {host} or a parent domain of it (public_url's host)")
         return None
     return bare
+
+
+def _load_rate_limits(raw: Mapping[str, Any] | None, problems: Problems) -> dict[str, Limit]:
+    limits = dict(DEFAULT_RATE_LIMITS)
+    if raw is None:
+        return limits
+    problems.unknown_keys("rate_limits.", raw, set(LIMIT_NAMES))
+    for name in LIMIT_NAMES:
+        if name not in raw:
+            continue
+        value = raw[name]
+        if value == "off" or value is False:  # YAML 1.1 reads a bare `off` as false
+            del limits[name]
+            continue
+        limit = parse_limit(value)
+        if limit is None:
+            problems.add(f"rate_limits.{name}", "must be N/window such as 10/1m, 5/10m or 100/1h, or off")
+        else:
+            limits[name] = limit
+    return limits
 
 
 def _load_rules(raw: Any, problems: Problems) -> tuple[Rule, ...]:
@@ -559,6 +591,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         allowed_redirect_domains=tuple(allowed_domains),
         rules=_load_rules(data.get("rules"), problems),
         shutdown_grace=r.duration("shutdown_grace", 10.0),
+        rate_limits=_load_rate_limits(r.mapping("rate_limits"), problems),
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -100,6 +100,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "gateway_rate_limited",
+            "Starts refused by a rate limit (login_per_client, poll_start_per_client, ciba_per_person).",
+            ["limit"],
+            registry=r,
+        )
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import pages
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RateLimitedError
 
 
 def is_same_origin(request: web.Request, public_url: str) -> bool:
@@ -51,12 +51,17 @@ _FORM_PAGES = {"/_auth/logout": "/_auth/logout"}
 def error_response(request: web.Request, error: GatewayError, *, retry_url: str | None = None) -> web.Response:
     status = error.status
     form_post = is_browser_form_post(request)
+    response: web.Response
     if wants_html(request) or form_post or request.path.startswith("/_auth/callback/"):
         if form_post and retry_url is None:
             retry_url = _FORM_PAGES.get(request.path, "/")
-        return pages.error_page(status, error.public_message, code=error.code, retry_url=retry_url)
-    body: dict[str, str] = {"error": error.code, "message": error.public_message}
-    return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+        response = pages.error_page(status, error.public_message, code=error.code, retry_url=retry_url)
+    else:
+        body: dict[str, str] = {"error": error.code, "message": error.public_message}
+        response = web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
+    if isinstance(error, RateLimitedError):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def redirect_to(location: str, *, status: int = 302) -> web.Response:
