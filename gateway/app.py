@@ -87,6 +87,13 @@ CALLBACK_PREFIX = "/_auth/callback/"
 BACKCHANNEL_PREFIX = "/_auth/backchannel-logout/"
 CLIENT_JWKS_PREFIX = "/_auth/client-jwks/"
 VERIFY_PATH = "/_auth/verify"
+#: Which listener an application serves: the public one, or forward_auth.listen (only /_auth/verify).
+LISTENER = web.AppKey("listener", str)
+PUBLIC, FORWARD_AUTH = "public", "forward_auth"
+
+
+def _is_verify(path: str) -> bool:
+    return path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/")
 
 
 def _raw_suffix(request: web.Request, prefix_length: int) -> str:
@@ -113,7 +120,11 @@ def _resolve_auth_route(request: web.Request, path: str) -> Handler:
     elif path.startswith(BACKCHANNEL_PREFIX):
         name = path[len(BACKCHANNEL_PREFIX) :]
         methods = {"POST": functools.partial(backchannel.handle_backchannel_logout, provider_name=name)}
-    elif path == VERIFY_PATH or path.startswith(VERIFY_PATH + "/"):
+    elif _is_verify(path):
+        if request.app[LISTENER] == PUBLIC and request.app[RUNTIME].settings.forward_auth_listen is not None:
+            # Forward-auth has its own listener: clients that reach the public one through an ingress's
+            # /_auth/ route must not get identity headers and an assertion here (issue 15, defect 5).
+            raise NotFoundError()
         # Every method: Envoy's ext_authz forwards the original method; the original path follows the prefix.
         envoy_path = None if path == VERIFY_PATH else _raw_suffix(request, len(VERIFY_PATH))
         return functools.partial(verify.handle_verify, envoy_path=envoy_path)
@@ -228,6 +239,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             # A fragment never travels on the wire: a raw '#' means gateway and upstream may split it
             # differently (attacks.md T17).
             raise BadRequestError("bad_query")
+        if request.app[LISTENER] == FORWARD_AUTH and not _is_verify(path):
+            raise NotFoundError()  # the forward-auth listener serves /_auth/verify and nothing else
         if path == "/_auth" or path.startswith("/_auth/"):
             outcome = "auth_endpoint"
             response = await _resolve_auth_route(request, path)(request)
@@ -282,6 +295,7 @@ def create_app(
     rt = runtime or build_runtime(settings, metrics=metrics)
     app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 8190, "max_line_size": 8190})
     app[RUNTIME] = rt
+    app[LISTENER] = PUBLIC
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await rt.start()
@@ -293,5 +307,15 @@ def create_app(
         await rt.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
+    return app
+
+
+def create_forward_auth_app(rt: Runtime) -> web.Application:
+    """The forward_auth.listen application: the same runtime (sessions, keys, metrics) as the public one,
+    which starts and stops it; only /_auth/verify is answered."""
+    app = web.Application(client_max_size=64 * 1024, handler_args={"max_field_size": 8190, "max_line_size": 8190})
+    app[RUNTIME] = rt
+    app[LISTENER] = FORWARD_AUTH
     app.router.add_route("*", r"/{tail:[\s\S]*}", dispatch)
     return app

@@ -140,6 +140,8 @@ class Settings:
     rules: tuple[Rule, ...] = ()
     shutdown_grace: float = 10.0
     rate_limits: Mapping[str, Limit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    #: A listener of its own for /_auth/verify; when set, the public listener answers 404 there.
+    forward_auth_listen: tuple[str, int] | None = None
 
     @property
     def secure_cookies(self) -> bool:
@@ -171,6 +173,7 @@ _TOP_KEYS = {
     "rules",
     "shutdown_grace",
     "rate_limits",
+    "forward_auth",
 }
 _PROVIDER_KEYS = {
     "name",
@@ -538,6 +541,16 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
                 problems.add("metrics.listen", "must be host:port, e.g. 127.0.0.1:9090 (a separate, internal port)")
             elif listen and metrics_listen == listen and listen[1] != 0:
                 problems.add("metrics.listen", "must differ from listen; metrics are never served on the public port")
+    forward_auth_listen: tuple[str, int] | None = None
+    forward_auth_raw = r.mapping("forward_auth") or {}
+    problems.unknown_keys("forward_auth.", forward_auth_raw, {"listen"})
+    if forward_auth_raw.get("listen") is not None:
+        forward_auth_listen = parse_host_port(forward_auth_raw.get("listen"))
+        taken = {a for a in (listen, metrics_listen) if a is not None and a[1] != 0}
+        if forward_auth_listen is None:
+            problems.add("forward_auth.listen", "must be host:port, e.g. 127.0.0.1:8090 (an internal port)")
+        elif forward_auth_listen in taken and forward_auth_listen[1] != 0:
+            problems.add("forward_auth.listen", "must differ from listen and metrics.listen")
     timeouts_raw = r.mapping("upstream_timeouts") or {}
     problems.unknown_keys("upstream_timeouts.", timeouts_raw, {"connect", "read"})
     tr = Reader(timeouts_raw, "upstream_timeouts.", problems)
@@ -592,6 +605,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         rules=_load_rules(data.get("rules"), problems),
         shutdown_grace=r.duration("shutdown_grace", 10.0),
         rate_limits=_load_rate_limits(r.mapping("rate_limits"), problems),
+        forward_auth_listen=forward_auth_listen,
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import http_parser, web
 
 from gateway import keys, logs
-from gateway.app import create_app
+from gateway.app import create_app, create_forward_auth_app
 from gateway.config import Settings
 from gateway.metrics import Metrics, create_metrics_app
 from gateway.protocol_errors import ProtocolErrorLog
@@ -47,6 +47,7 @@ class RunningGateway:
     metrics_url: str | None
     app: web.Application
     _runners: list[web.AppRunner]
+    forward_auth_url: str | None = None
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):
@@ -72,6 +73,18 @@ async def start_gateway(
     site = web.TCPSite(runner, settings.listen_host, settings.listen_port, backlog=1024, reuse_port=reuse_port)
     await site.start()
     runners = [runner]
+    if settings.forward_auth_listen is not None:
+        forward_runner = web.AppRunner(
+            create_forward_auth_app(runtime),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=settings.shutdown_grace,
+            logger=ProtocolErrorLog(metrics.malformed_requests),
+        )
+        await forward_runner.setup()
+        host, port = settings.forward_auth_listen
+        await web.TCPSite(forward_runner, host, port, backlog=1024, reuse_port=reuse_port).start()
+        runners.append(forward_runner)
     metrics_url = None
     if settings.metrics_listen is not None:
         metrics_runner = web.AppRunner(create_metrics_app(metrics), access_log=None, handle_signals=False)
@@ -82,10 +95,20 @@ async def start_gateway(
         runners.append(metrics_runner)
         metrics_url = f"http://{host}:{port}/metrics"
     url = f"http://{settings.listen_host}:{settings.listen_port}"
+    forward_auth_url = None
+    if settings.forward_auth_listen is not None:
+        forward_auth_url = "http://{}:{}".format(*settings.forward_auth_listen)
     logs.event(
-        "gateway_started", listen=url, public_url=settings.public_url, metrics=metrics_url or "off", worker=worker
+        "gateway_started",
+        listen=url,
+        public_url=settings.public_url,
+        metrics=metrics_url or "off",
+        forward_auth=forward_auth_url or "on the public listener",
+        worker=worker,
     )
-    return RunningGateway(url=url, metrics_url=metrics_url, app=app, _runners=runners)
+    return RunningGateway(
+        url=url, metrics_url=metrics_url, app=app, _runners=runners, forward_auth_url=forward_auth_url
+    )
 
 
 async def drain(gateway: RunningGateway, grace: float) -> None:
