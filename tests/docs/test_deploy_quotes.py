@@ -1,19 +1,17 @@
-"""README quotes the shipped deploy files verbatim; this keeps the quotes and the tested files identical."""
+"""The deployment docs quote the shipped deploy files verbatim (`<!-- file: path -->` before a code block);
+this keeps the quotes and the tested files identical."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-QUOTE = re.compile(r"<!-- file: (?P<path>\S+) -->\n```\w*\n(?P<body>.*?)\n```", re.S)
-QUOTES = QUOTE.findall((REPO / "README.md").read_text(encoding="utf-8"))
+from tests.docs.pages import REPO, Block, blocks, markdown_files
+
+QUOTES = [b for path in markdown_files() for b in blocks(path) if b.mark == "file" and b.arg]
 
 
-def test_readme_quotes_the_deploy_files() -> None:
-    assert {path for path, _ in QUOTES} >= {
+def test_docs_quote_the_deploy_files() -> None:
+    assert {b.arg for b in QUOTES} >= {
         "deploy/nginx/auth_request.conf",
         "deploy/overlays/ingress-nginx/ingress.yaml",
         "deploy/overlays/traefik/middleware.yaml",
@@ -22,6 +20,6 @@ def test_readme_quotes_the_deploy_files() -> None:
     }
 
 
-@pytest.mark.parametrize(("path", "body"), QUOTES, ids=[p for p, _ in QUOTES])
-def test_quote_is_the_file(path: str, body: str) -> None:
-    assert body == (REPO / path).read_text(encoding="utf-8").rstrip("\n")
+@pytest.mark.parametrize("block", QUOTES, ids=[str(b.arg) for b in QUOTES])
+def test_quote_is_the_file(block: Block) -> None:
+    assert block.body == (REPO / str(block.arg)).read_text(encoding="utf-8").rstrip("\n")
