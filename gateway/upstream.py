@@ -30,6 +30,10 @@ _OWN = frozenset({"host", "content-length", "transfer-encoding", "expect", "conn
 #: 1 MiB responses a second in bench/ but 32 MB more RSS at 50 connections: memory per slow client wins.
 _HIGH_WATER = 64 * 1024
 _MAX_IDLE = 256
+#: The upstream is untrusted input too: a response head beyond these is refused (502), not buffered without
+#: end. aiohttp's own server takes at most 8190 bytes per request header line; a response gets more room.
+MAX_RESPONSE_HEADERS = 256
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 _WRITE_HIGH = 64 * 1024
 
 
@@ -54,6 +58,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset_message(self) -> None:
         self.headers: CIMultiDict[str] = CIMultiDict()
+        self._head_bytes = 0
         self.reason = ""
         self.head: asyncio.Future[None] = self._loop.create_future()
         self.body: deque[bytes] = deque()
@@ -79,6 +84,8 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError("unexpected upgrade"))
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"malformed response: {exc}"))
+            if self.transport is not None:
+                self.transport.close()
 
     def eof_received(self) -> bool | None:
         if not self.complete and self.head.done() and self.error is None and self._close_delimited():
@@ -121,6 +128,11 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head.done():  # a chunked body's trailer fields: never headers of the response
             return
+        # The byte count includes interim (1xx) heads: an endless stream of 103s is bounded the same way.
+        self._head_bytes += len(name) + len(value)
+        if len(self.headers) >= MAX_RESPONSE_HEADERS or self._head_bytes > MAX_RESPONSE_HEAD_BYTES:
+            self._fail(UpstreamProtocolError("response head too large"))
+            raise UpstreamProtocolError("response head too large")  # stops llhttp; data_received closes
         self.headers.add(name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
 
     def on_headers_complete(self) -> None:

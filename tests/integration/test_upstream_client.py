@@ -418,6 +418,12 @@ MALFORMED = {
     "differing_cls": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!",
     "obs_fold": b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok",
     "bad_chunk_size": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+    # The upstream is untrusted input too (issue 15, item 6): a head without end is refused, not buffered.
+    "too_many_headers": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(300))
+    + b"Content-Length: 2\r\n\r\nok",
+    "head_too_large": b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (70 * 1024) + b"\r\nContent-Length: 2\r\n\r\nok",
+    "endless_interim_heads": (b"HTTP/1.1 103 Early Hints\r\nLink: " + b"b" * 8000 + b"\r\n\r\n") * 11
+    + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
 }
 
 
@@ -434,7 +440,8 @@ async def test_malformed_response_is_a_protocol_error_and_the_connection_is_not_
         assert up.requests[-1].connection == 1 and up.connections == 2
 
 
-@pytest.mark.parametrize("case", ["bad_status_line", "bare_lf_in_headers", "cl_and_te", "differing_cls", "obs_fold"])
+@pytest.mark.parametrize("case", ["bad_status_line", "bare_lf_in_headers", "cl_and_te", "differing_cls", "obs_fold",
+                                  "too_many_headers", "head_too_large"])
 async def test_malformed_response_through_the_gateway_is_a_502(case: str) -> None:
     up = RawUpstream()
     up.script(MALFORMED[case])
