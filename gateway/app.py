@@ -175,6 +175,7 @@ async def _forward(
         metrics=rt.metrics,
         before_prepare=before_prepare,
         pool=rt.upstream_pool,
+        own_cookie_names=rt.own_cookie_spellings,
     )
 
 

@@ -106,6 +106,12 @@ class Metrics:
             ["limit"],
             registry=r,
         )
+        self.upstream_headers_refused = Counter(
+            "gateway_upstream_headers_refused",
+            "Upstream response headers not passed to the client, by kind (set_cookie: for a gateway cookie).",
+            ["kind"],
+            registry=r,
+        )
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)

@@ -39,6 +39,31 @@ HOP_BY_HOP = frozenset(
     }
 )
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
+#: What a client sends that frameworks behind a proxy believe about the request: its route (X-Original-URL,
+#: X-Rewrite-URL: Symfony, IIS, Laminas), method, prefix and port, and the client's address. The gateway
+#: judged the request by its own path and address and writes X-Forwarded-For/-Proto/-Host itself; a
+#: client's copy of any of these would let the application serve what the gateway did not decide on.
+CLIENT_ROUTING_HEADERS = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x-forwarded-server",
+        "x-forwarded-uri",
+        "x-forwarded-method",
+        "x-original-url",
+        "x-original-uri",
+        "x-original-method",
+        "x-rewrite-url",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+    }
+)
+_COOKIE_PREFIXES = ("__host-", "__secure-")
 CHUNK = 64 * 1024
 SMALL_BODY = 64 * 1024
 
@@ -77,7 +102,12 @@ def build_upstream_headers(
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming:
         lowered = name.lower()
-        if lowered in HOP_BY_HOP or lowered in connection_tokens or normalize_header_name(name) in protected:
+        if (
+            lowered in HOP_BY_HOP
+            or lowered in connection_tokens
+            or lowered in CLIENT_ROUTING_HEADERS
+            or normalize_header_name(name) in protected
+        ):
             continue
         if lowered == "cookie":
             remaining = strip_cookies(value, own_cookies)
@@ -96,6 +126,23 @@ def build_upstream_headers(
     for name, value in identity:
         out[name] = value
     return out
+
+
+def gateway_cookie_names(own_cookies: frozenset[str]) -> frozenset[str]:
+    """Every spelling of the gateway's cookie names a Set-Cookie could use: lower case, with and without
+    the __Host-/__Secure- prefixes (browsers compare names exactly, but a variant is still ours)."""
+    bases = set()
+    for name in own_cookies:
+        lowered = name.lower()
+        for prefix in _COOKIE_PREFIXES:
+            lowered = lowered.removeprefix(prefix)
+        bases.add(lowered)
+    return frozenset(prefix + base for base in bases for prefix in ("", *_COOKIE_PREFIXES))
+
+
+def is_gateway_set_cookie(value: str, names: frozenset[str]) -> bool:
+    """A Set-Cookie line (RFC 6265 §5.2: the name is what comes before the first '=') naming our cookie."""
+    return value.partition(";")[0].partition("=")[0].strip().lower() in names
 
 
 def is_websocket_upgrade(request: web.Request) -> bool:
@@ -172,7 +219,9 @@ async def forward(
     metrics: Metrics,
     before_prepare: Callable[[web.StreamResponse], None] | None = None,
     pool: UpstreamPool | None = None,
+    own_cookie_names: frozenset[str] = frozenset(),
 ) -> web.StreamResponse:
+    """``own_cookie_names``: from gateway_cookie_names(); a Set-Cookie for one of them is dropped."""
     url = URL(target, encoded=True)
     if is_websocket_upgrade(request):
         return await _relay_websocket(request, http=http, url=url, headers=headers)
@@ -199,8 +248,15 @@ async def forward(
         )
         drop = _RESPONSE_DROP | connection_tokens(upstream.headers)
         for name, value in upstream.headers.items():
-            if name.lower() not in drop:
-                response.headers.add(name, value)
+            lowered = name.lower()
+            if lowered in drop:
+                continue
+            if lowered == "set-cookie" and is_gateway_set_cookie(value, own_cookie_names):
+                # The application must not set, replace or clear the gateway's session or login state
+                # (session fixation, or one app logging the person out of all of them).
+                metrics.upstream_headers_refused.labels("set_cookie").inc()
+                continue
+            response.headers.add(name, value)
         if not small and length is not None and request.method != "HEAD":
             response.content_length = length
         if before_prepare is not None:

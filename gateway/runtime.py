@@ -28,6 +28,7 @@ from gateway.metrics import Metrics
 from gateway.protocol.claims import Identity
 from gateway.protocol.jws import SigningKey
 from gateway.protocol.redirect_target import safe_return_target
+from gateway.proxy import gateway_cookie_names
 from gateway.session.codec import Keyring
 from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
@@ -65,6 +66,11 @@ class Runtime:
     @property
     def own_cookies(self) -> frozenset[str]:
         return frozenset({self.session_cookie, self.login_cookie, self.poll_cookie})
+
+    @functools.cached_property
+    def own_cookie_spellings(self) -> frozenset[str]:
+        """Every spelling of own_cookies an upstream's Set-Cookie could use (proxy.gateway_cookie_names)."""
+        return gateway_cookie_names(self.own_cookies)
 
     @functools.cached_property
     def public_origin(self) -> tuple[str, str]:
