@@ -399,8 +399,13 @@ def _load_rules(raw: Any, problems: Problems) -> tuple[Rule, ...]:
                 problems.add(
                     f"{path}require.{claim}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}"
                 )
+            elif isinstance(values, list) and any(isinstance(v, bool) for v in values):
+                problems.add(
+                    f"{path}require.{claim}",
+                    'YAML read a bare NO, YES, ON or OFF as true/false; quote it, e.g. [SE, "NO"]',
+                )
             elif not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                problems.add(f"{path}require.{claim}", "must be a non-empty list of allowed values, e.g. [SE, NO]")
+                problems.add(f"{path}require.{claim}", 'must be a non-empty list of allowed values, e.g. [SE, "NO"]')
             else:
                 require[claim] = tuple(values)
         rules.append(Rule(path_prefix=prefix, host=host.lower() if host else None, require=require))

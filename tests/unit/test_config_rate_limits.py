@@ -44,3 +44,4 @@ def test_wrong_values_name_the_key_and_the_fix(raw: Any, problem: str) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(config(rate_limits=raw), {})
     assert any(p.startswith(problem) for p in raised.value.problems), raised.value.problems
+
