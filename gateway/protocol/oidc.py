@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import math
+import re
 import secrets
 import uuid
 from collections.abc import Mapping, Sequence
@@ -314,6 +315,25 @@ def _number(claims: Mapping[str, Any], name: str, *, required: bool) -> float | 
     return float(value)
 
 
+#: ``;name=value`` parameters after an acr value (BankID Norway: ``urn:bankid:bid;LOA=4``).
+_ACR_PARAMETERS = re.compile(r"(?:;[A-Za-z0-9_.-]{1,32}=[A-Za-z0-9_.:-]{1,64}){1,8}\Z")
+
+
+def acr_matches(returned: object, requested: Sequence[str]) -> bool:
+    """A returned acr matches a requested value X when it is X, or X followed by ``;name=value``
+    parameters: providers refine what was asked (``urn:bankid:bid`` -> ``urn:bankid:bid;LOA=4``).
+    Nothing else is lenient: case, spaces, a longer value (``urn:bankid:bidx``) or an empty parameter do
+    not match."""
+    if not isinstance(returned, str):
+        return False
+    for value in requested:
+        if returned == value:
+            return True
+        if returned.startswith(value + ";") and _ACR_PARAMETERS.match(returned, len(value)):
+            return True
+    return False
+
+
 def validate_id_token_claims(
     claims: Mapping[str, Any],
     *,
@@ -327,7 +347,8 @@ def validate_id_token_claims(
 ) -> None:
     """OIDC Core §3.1.3.7 steps 2-3 and 9-12 on a signature-verified payload; raises TokenValidationError.
 
-    Comparisons are exact strings (attacks.md T25: no prefix, case or trailing-slash leniency).
+    Comparisons are exact strings (attacks.md T25: no prefix, case or trailing-slash leniency), except that a
+    returned acr may carry parameters after the requested value (acr_matches).
     """
     if claims.get("iss") != issuer:
         raise TokenValidationError("issuer")
@@ -360,7 +381,7 @@ def validate_id_token_claims(
         if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce.encode(), nonce.encode()):
             raise TokenValidationError("nonce")
     # Idura signals the eID in "authenticationtype" instead of "acr" (protocols.md §1.3).
-    if acr_values and require_acr and claims.get("acr", claims.get("authenticationtype")) not in acr_values:
+    if acr_values and require_acr and not acr_matches(claims.get("acr", claims.get("authenticationtype")), acr_values):
         raise TokenValidationError("acr")
     if max_age is not None:
         auth_time = _number(claims, "auth_time", required=True)

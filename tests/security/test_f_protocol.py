@@ -503,3 +503,24 @@ async def test_t25_t28_authorize_request_parameters_are_bound(op_stack: OpStack)
     assert query["response_type"] == ["code"]
     assert query["scope"] == ["openid"]
     assert "prompt" not in query
+
+
+# ------------------------------------------------------------------------------------------------ acr
+
+
+@pytest.mark.parametrize(("returned", "logged_in"), [
+    ("urn:bankid:bid;LOA=4", True),   # what BankID Norway answers for acr_values=urn:bankid:bid
+    ("urn:bankid:bid", True),
+    ("urn:bankid:bis;LOA=3", False),  # a weaker method than the one asked for
+    ("urn:bankid:bidx;LOA=4", False),
+])
+async def test_t28_acr_with_parameters_matches_the_requested_value(returned: str, logged_in: bool) -> None:
+    def customize(config: dict[str, Any]) -> None:
+        config["providers"][0].update(acr_values=["urn:bankid:bid"], require_acr=True)
+
+    async with running_op_stack(customize=customize) as stack, aiohttp.ClientSession(cookie_jar=jar()) as http:
+        done = await login(http, stack, acr=returned)
+        assert done.sets("gw_session") is logged_in, (done.status, done.body[:300])
+        if not logged_in:
+            assert done.status in (400, 401, 403)
+            assert await session_works(http, stack) is False
