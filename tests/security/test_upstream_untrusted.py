@@ -58,10 +58,12 @@ async def logged_in_to(upstream: str) -> AsyncIterator[tuple[Stack, aiohttp.Clie
     def customize(config: dict[str, Any]) -> None:
         config["upstream"] = upstream
 
-    async with running_stack(customize=customize) as stack:
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-            await browser_login(http, f"{stack.url}/private")
-            yield stack, http
+    async with (
+        running_stack(customize=customize) as stack,
+        aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        await browser_login(http, f"{stack.url}/private")
+        yield stack, http
 
 
 def set_cookie_names(response: aiohttp.ClientResponse) -> list[str]:
