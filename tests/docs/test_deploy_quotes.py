@@ -17,6 +17,7 @@ def test_docs_quote_the_deploy_files() -> None:
         "deploy/overlays/traefik/middleware.yaml",
         "deploy/overlays/envoy/envoy.yaml",
         "deploy/overlays/sidecar/deployment-patch.yaml",
+        "deploy/caddy/Caddyfile",
     }
 
 
