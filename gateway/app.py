@@ -159,7 +159,6 @@ async def _forward(
         own_cookies=rt.own_cookies,
         identity=identity,
         client=rt.client_view(request),
-        incoming_forwarded_for=request.headers.get("X-Forwarded-For"),
         connection_tokens=connection_tokens(request.headers),
     )
     timeouts = aiohttp.ClientTimeout(
@@ -231,6 +230,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     try:
         if request.version not in SUPPORTED_VERSIONS:
             raise BadRequestError("http_version", public_message="Only HTTP/1.0 and HTTP/1.1 are supported.")
+        rt.refuse_repeated_fields(request)  # two Host/Origin/... lines: 400, never one of them (issue 15)
         raw_path, _, raw_query = request.raw_path.partition("?")
         try:
             path = normalize_request_path(raw_path)

@@ -112,9 +112,24 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.cookie_ambiguous = Counter(
+            "gateway_cookie_ambiguous",
+            "Requests that carried a gateway cookie more than once (cookie: session, login, poll); "
+            "neither value was used.",
+            ["cookie"],
+            registry=r,
+        )
+        self.repeated_headers = Counter(
+            "gateway_repeated_headers",
+            "Requests refused with 400 because a single-valued header came on more than one line, by header.",
+            ["header"],
+            registry=r,
+        )
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)
+        for cookie in ("session", "login", "poll"):
+            self.cookie_ambiguous.labels(cookie)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

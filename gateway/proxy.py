@@ -8,6 +8,7 @@ decision; any other Upgrade (h2c) is never passed on (attacks.md T47).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -20,6 +21,7 @@ from gateway.assertion import normalize_header_name
 from gateway.errors import UpstreamError
 from gateway.forwarded import ClientView
 from gateway.metrics import Metrics
+from gateway.protocol.cookie_header import parse_cookie_lines
 from gateway.upstream import UpstreamPool, UpstreamResponse
 
 HOP_BY_HOP = frozenset(
@@ -79,14 +81,11 @@ def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[
     return {t.strip().lower() for v in headers.getall(hdrs.CONNECTION, []) for t in v.split(",") if t.strip()}
 
 
-def strip_cookies(cookie_header: str, drop: frozenset[str]) -> str | None:
-    """Remove the gateway's own cookies from a Cookie header; None when nothing is left."""
-    kept = []
-    for part in cookie_header.split(";"):
-        name = part.split("=", 1)[0].strip()
-        if name and name not in drop:
-            kept.append(part.strip())
-    return "; ".join(kept) or None
+def strip_cookies(cookie_lines: Iterable[str], drop: frozenset[str]) -> str | None:
+    """Every Cookie line of the request as one line without the gateway's own cookies (``drop``: the
+    spellings from gateway_cookie_names); None when nothing is left. The same reader as every decision
+    (protocol/cookie_header.py): a piece the application could take for a gateway cookie never reaches it."""
+    return parse_cookie_lines(cookie_lines).without(drop)
 
 
 def build_upstream_headers(
@@ -96,10 +95,12 @@ def build_upstream_headers(
     own_cookies: frozenset[str],
     identity: tuple[tuple[str, str], ...],
     client: ClientView,
-    incoming_forwarded_for: str | None,
     connection_tokens: set[str],
 ) -> CIMultiDict[str]:
+    """``own_cookies``: the gateway's cookie names; every spelling of them (gateway_cookie_names) is removed
+    from the Cookie lines, which travel on as one line (RFC 9113 §8.2.3)."""
     out: CIMultiDict[str] = CIMultiDict()
+    cookies: list[str] = []
     for name, value in incoming:
         lowered = name.lower()
         if (
@@ -110,17 +111,14 @@ def build_upstream_headers(
         ):
             continue
         if lowered == "cookie":
-            remaining = strip_cookies(value, own_cookies)
-            if remaining:
-                out.add(name, remaining)
+            cookies.append(value)
             continue
         out.add(name, value)
-    chain = (
-        f"{incoming_forwarded_for}, {client.peer or client.address}"
-        if client.via_trusted_proxy and incoming_forwarded_for
-        else client.address
-    )
-    out["X-Forwarded-For"] = chain
+    remaining = strip_cookies(cookies, gateway_cookie_names(own_cookies)) if cookies else None
+    if remaining:
+        out["Cookie"] = remaining
+    # What the gateway believes (forwarded.py), never the client's own part of the chain (attacks.md T08).
+    out["X-Forwarded-For"] = client.chain or client.address
     out["X-Forwarded-Proto"] = client.proto
     out["X-Forwarded-Host"] = client.host
     for name, value in identity:
@@ -128,6 +126,7 @@ def build_upstream_headers(
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def gateway_cookie_names(own_cookies: frozenset[str]) -> frozenset[str]:
     """Every spelling of the gateway's cookie names a Set-Cookie could use: lower case, with and without
     the __Host-/__Secure- prefixes (browsers compare names exactly, but a variant is still ours)."""

@@ -20,11 +20,12 @@ from aiohttp import web
 from gateway import keys, logs
 from gateway.assertion import AssertionSigner, identity_header_values, protected_names
 from gateway.config import Settings
-from gateway.errors import ConfigError
+from gateway.errors import BadRequestError, ConfigError
 from gateway.forwarded import ClientView, client_view
 from gateway.idp.oidc_client import OidcClient
 from gateway.idp.poll_client import PollClient
 from gateway.metrics import Metrics
+from gateway.protocol import field_lines
 from gateway.protocol.claims import Identity
 from gateway.protocol.jws import SigningKey
 from gateway.protocol.redirect_target import safe_return_target
@@ -34,6 +35,8 @@ from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
 from gateway.session.store import BoundedCache, CookieStore, SessionStore
 from gateway.upstream import UpstreamPool
+
+REPEATED_HEADER_MESSAGE = "The request repeated a header that must be sent once."
 
 
 @dataclass
@@ -96,17 +99,33 @@ class Runtime:
         return self.login_cookie.removesuffix("_login") + "_tx"
 
     def client_view(self, request: web.Request) -> ClientView:
-        """The client's address, scheme and host, believing X-Forwarded-* from trusted proxies only."""
-        return client_view(
+        """The client's address, scheme and host, believing X-Forwarded-* from trusted proxies only.
+
+        X-Forwarded-For is every line of it (a proxy appends its own line after the client's); a repeated
+        X-Forwarded-Proto/-Host from a trusted proxy is a 400 (BadRequestError), never one line of two."""
+        headers = request.headers
+        view = client_view(
             peer=request.remote or "",
             # Without a trusted proxy the upstream hears the configured origin, never a client-chosen Host.
             scheme=self.public_origin[0],
             host=self.public_origin[1],
-            forwarded_for=request.headers.get("X-Forwarded-For"),
-            forwarded_proto=request.headers.get("X-Forwarded-Proto"),
-            forwarded_host=request.headers.get("X-Forwarded-Host"),
+            forwarded_for=field_lines.joined(headers, "X-Forwarded-For"),
+            forwarded_proto=headers.get("X-Forwarded-Proto"),
+            forwarded_host=headers.get("X-Forwarded-Host"),
             trusted=self.settings.trusted_proxies,
         )
+        if view.via_trusted_proxy and (name := field_lines.repeated(headers, field_lines.TRUSTED_SINGLETONS)):
+            self.metrics.repeated_headers.labels(name.lower()).inc()
+            raise BadRequestError("repeated_header", public_message=REPEATED_HEADER_MESSAGE)
+        return view
+
+    def refuse_repeated_fields(self, request: web.Request) -> None:
+        """Before any route: a singleton header the gateway decides on must come on one line (RFC 9110
+        §5.3; Host: RFC 9112 §3.2). Raises BadRequestError (400); nothing is forwarded."""
+        name = field_lines.repeated(request.headers, field_lines.SINGLETONS)
+        if name is not None:
+            self.metrics.repeated_headers.labels(name.lower()).inc()
+            raise BadRequestError("repeated_header", public_message=REPEATED_HEADER_MESSAGE)
 
     def redirect_uri(self, provider: str) -> str:
         return f"{self.settings.public_url}/_auth/callback/{provider}"

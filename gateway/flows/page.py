@@ -16,7 +16,7 @@ from aiohttp import web
 from gateway.config import ProviderSettings
 from gateway.errors import BadRequestError
 from gateway.pages import SECURITY_HEADERS, render
-from gateway.protocol import bankid
+from gateway.protocol import bankid, field_lines
 from gateway.runtime import RUNTIME
 
 PAGE_CSP = (
@@ -112,7 +112,7 @@ async def handle_login_page(request: web.Request) -> web.StreamResponse:
     if provider is None or not provider.is_poll_flow:
         raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
     return_to = rt.return_target(request.query.get("rd"))
-    lang = bankid.choose_language(provider.ui_locales, request.headers.get("Accept-Language"))
+    lang = bankid.choose_language(provider.ui_locales, field_lines.joined(request.headers, "Accept-Language"))
     return login_page(provider, return_to=return_to, lang=lang)
 
 

@@ -22,16 +22,17 @@ from gateway.errors import (
     GatewayError,
     IdpUnavailableError,
     NotFoundError,
+    StateMismatchError,
     TokenValidationError,
 )
 from gateway.flows.sessions import end_presented_session
 from gateway.idp.poll_client import PollClient
-from gateway.protocol import bankid, poll, strict_json
+from gateway.protocol import bankid, field_lines, poll, strict_json
 from gateway.protocol.claims import ClaimError, is_national_id, map_claims
 from gateway.protocol.poll import PollTransaction
-from gateway.responses import is_same_origin
+from gateway.responses import error_response, is_same_origin
 from gateway.runtime import RUNTIME, Runtime
-from gateway.session.cookies import clear_session, write_session
+from gateway.session.cookies import clear_session, refuse_ambiguous, write_session
 from gateway.session.model import Session
 
 POLL_PURPOSE = "poll"
@@ -42,7 +43,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _language(request: web.Request, provider: ProviderSettings) -> bankid.Lang:
-    return bankid.choose_language(provider.ui_locales, request.headers.get("Accept-Language"))
+    return bankid.choose_language(provider.ui_locales, field_lines.joined(request.headers, "Accept-Language"))
 
 
 def _poll_provider(rt: Runtime, name: object) -> tuple[ProviderSettings, PollClient]:
@@ -54,7 +55,9 @@ def _poll_provider(rt: Runtime, name: object) -> tuple[ProviderSettings, PollCli
 
 
 async def read_transaction(request: web.Request, rt: Runtime) -> tuple[PollTransaction, str] | None:
-    value = request.cookies.get(rt.poll_cookie)
+    """The transaction this browser started; None without a usable binding cookie. The binding cookie sent
+    twice raises StateMismatchError: the step is refused, neither transaction is picked."""
+    value = refuse_ambiguous(request, rt, "poll")
     if not value:
         return None
     try:
@@ -86,6 +89,13 @@ def clear_transaction(response: web.StreamResponse, rt: Runtime) -> None:
     response.del_cookie(
         rt.poll_cookie, path="/", secure=rt.settings.secure_cookies, httponly=True, samesite="Strict"
     )
+
+
+def _refused_binding(request: web.Request, rt: Runtime, error: StateMismatchError) -> web.StreamResponse:
+    """The binding cookie came twice: the step is refused and the cookie cleared, so a new start is clean."""
+    response = error_response(request, error)
+    clear_transaction(response, rt)
+    return response
 
 
 #: CIBA is not BankID: its device and wording are the provider's, so the page speaks generically.
@@ -219,7 +229,10 @@ async def _finish(
 
 async def handle_status(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    found = await read_transaction(request, rt)
+    try:
+        found = await read_transaction(request, rt)
+    except StateMismatchError as exc:
+        return _refused_binding(request, rt, exc)
     if found is None:
         raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     tx, return_to = found
@@ -273,7 +286,10 @@ async def handle_cancel(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     if not is_same_origin(request, rt.settings.public_url):
         raise CrossSiteRequestError("cross_site_cancel")
-    found = await read_transaction(request, rt)
+    try:
+        found = await read_transaction(request, rt)
+    except StateMismatchError as exc:
+        return _refused_binding(request, rt, exc)
     if found is None:
         raise NotFoundError("no_transaction", public_message="There is no login in progress in this browser.")
     tx, _ = found
@@ -290,7 +306,10 @@ async def handle_cancel(request: web.Request) -> web.StreamResponse:
 async def handle_qr(request: web.Request) -> web.StreamResponse:
     """The current BankID QR frame as SVG, drawn here so no third-party script or service is needed."""
     rt = request.app[RUNTIME]
-    found = await read_transaction(request, rt)
+    try:
+        found = await read_transaction(request, rt)
+    except StateMismatchError as exc:
+        return _refused_binding(request, rt, exc)
     if found is None:
         raise NotFoundError("no_transaction")
     tx, _ = found

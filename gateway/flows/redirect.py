@@ -19,15 +19,17 @@ from gateway.errors import (
     TokenValidationError,
 )
 from gateway.flows.page import provider_choice_page
-from gateway.flows.sessions import current_session, end_presented_session
-from gateway.protocol import oidc
+from gateway.flows.sessions import current_session, end_presented_session, presented_sessions
+from gateway.protocol import field_lines, oidc
 from gateway.protocol.claims import ClaimError, map_claims
 from gateway.responses import error_response, is_same_origin, redirect_to
 from gateway.runtime import RUNTIME, Runtime
 from gateway.session.cookies import (
+    AMBIGUOUS,
     clear_session,
     read_pending_logins,
     read_session,
+    session_cookie_sent,
     write_pending_logins,
     write_session,
 )
@@ -72,7 +74,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     response = await redirect_to_provider(request, rt, name, return_to)
     # Starting a login ends any session this browser had (attacks.md T37, session fixation).
     await end_presented_session(request, rt)
-    if rt.session_cookie in request.cookies:  # a browser that sent none has none to clear
+    if session_cookie_sent(request, rt):  # a browser that sent none has none to clear
         clear_session(response, rt)
     return response
 
@@ -107,10 +109,14 @@ async def redirect_to_provider(request: web.Request, rt: Runtime, name: str, ret
         acr_values=provider.acr_values,
         prompt=provider.prompt,
         login_hint=provider.login_hint,
-        ui_locales=provider.ui_locales or preferred_locales(request.headers.get("Accept-Language")),
+        ui_locales=provider.ui_locales or preferred_locales(field_lines.joined(request.headers, "Accept-Language")),
     )
+    try:
+        in_flight = read_pending_logins(request, rt)
+    except StateMismatchError:
+        in_flight = []  # the login cookie came twice: neither is kept, this login starts afresh
     response = redirect_to(url)
-    write_pending_logins(response, rt, add_pending(read_pending_logins(request, rt), pending))
+    write_pending_logins(response, rt, add_pending(in_flight, pending))
     rt.metrics.logins_started.labels(name).inc()
     logs.event("login_started", provider=name)
     return response
@@ -163,8 +169,9 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
     client = rt.providers.get(name)
     if provider is None or client is None:
         raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
-    pending = read_pending_logins(request, rt)
+    pending: list[PendingLogin] = []
     try:
+        pending = read_pending_logins(request, rt)  # the login cookie sent twice: refused, never one picked
         params = await _callback_params(request)
         state = params.get("state", "")
         if not state:
@@ -172,6 +179,10 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         login = await _take_pending(rt, pending, state, name)
     except GatewayError as exc:
         rt.metrics.logins_failed.labels(name, exc.reason).inc()
+        if exc.reason == "ambiguous_cookie":
+            refused = error_response(request, exc)
+            write_pending_logins(refused, rt, [])  # the next login starts with one login cookie
+            return refused
         raise
     # The state is spent whatever happens next; the cookie keeps only the other tabs' logins.
     remaining = [p for p in pending if p is not login]
@@ -232,19 +243,21 @@ async def _end_session_url(rt: Runtime, session: Session) -> str | None:
 
 async def handle_logout_page(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    session = (await read_session(request, rt)).session
-    if session is None:
+    loaded = await read_session(request, rt)
+    if loaded.rejection == AMBIGUOUS:
+        return pages.logout_confirm_page(continues_to=None)  # the POST ends every session presented
+    if loaded.session is None:
         return pages.logged_out_page()
-    return pages.logout_confirm_page(continues_to=await _end_session_url(rt, session))
+    return pages.logout_confirm_page(continues_to=await _end_session_url(rt, loaded.session))
 
 
 async def handle_logout(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     if not is_same_origin(request, rt.settings.public_url):
         raise CrossSiteRequestError("cross_site_logout")
-    session = (await read_session(request, rt)).session
+    sessions = await presented_sessions(request, rt)
     target = "/_auth/logged-out"
-    if session is not None:
+    for session in sessions:
         now = rt.clock()
         # The record is deleted before the answer: a copied cookie stops working at once (attacks.md T39).
         await rt.store.end(session, now)
@@ -254,8 +267,9 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
             await rt.store.end_for_subject(session.identity.idp, session.identity.sub, now)
             cause = "logout_everywhere"
         rt.metrics.sessions_ended.labels(cause).inc()
-        target = await _end_session_url(rt, session) or target
         logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
+    if len(sessions) == 1:  # the provider's logout belongs to one session; with two, neither is followed
+        target = await _end_session_url(rt, sessions[0]) or target
     response = redirect_to(target, status=303)
     clear_session(response, rt)
     return response

@@ -19,7 +19,7 @@ from gateway import logs
 from gateway.errors import GatewayError, IdpUnavailableError, TokenValidationError
 from gateway.protocol import oidc
 from gateway.runtime import Runtime
-from gateway.session.cookies import issue_session, read_session
+from gateway.session.cookies import AMBIGUOUS, issue_session, presented_session_cookies, read_session
 from gateway.session.model import Session
 
 SetCookie = Callable[[web.StreamResponse], None]
@@ -69,13 +69,25 @@ async def _reissued(rt: Runtime, session: Session, now: float) -> SetCookie:
     return set_cookie
 
 
+async def presented_sessions(request: web.Request, rt: Runtime) -> list[Session]:
+    """The session this request presents; with the session cookie sent twice, every valid one of them.
+    Only for ending sessions (logout, a new login): ending one authenticates nothing, and a session left
+    running would outlive the logout that was meant for it (attacks.md T39)."""
+    loaded = await read_session(request, rt)
+    if loaded.rejection != AMBIGUOUS:
+        return [loaded.session] if loaded.session is not None else []
+    sessions: list[Session] = []
+    for value in presented_session_cookies(request, rt):
+        session = (await rt.store.load(value, rt.clock())).session
+        if session is not None and all(s.sid != session.sid for s in sessions):
+            sessions.append(session)
+    return sessions
+
+
 async def end_presented_session(request: web.Request, rt: Runtime) -> None:
     """A new login ends the session this browser had, in the store too (attacks.md T37): a copy of the old
-    cookie must not outlive the login that replaced it."""
-    if not request.cookies.get(rt.session_cookie):
-        return
-    session = (await read_session(request, rt)).session
-    if session is not None:
+    cookie must not outlive the login that replaced it. With the cookie sent twice, both end."""
+    for session in await presented_sessions(request, rt):
         await rt.store.end(session, rt.clock())
         rt.signer.forget(session.sid)
 

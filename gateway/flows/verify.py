@@ -11,12 +11,15 @@ from urllib.parse import quote, urlencode
 from aiohttp import web
 
 from gateway import logs
+from gateway.errors import BadRequestError
 from gateway.flows.sessions import current_session
 from gateway.forward_auth import ForwardAuthError, OriginalRequest, original_request
 from gateway.policy import decide
+from gateway.protocol import field_lines
 from gateway.protocol.paths import is_public
 from gateway.responses import redirect_to
 from gateway.runtime import RUNTIME, Runtime
+from gateway.session.cookies import AMBIGUOUS, clear_session
 
 LOGIN_URL_HEADER = "X-Auth-Login-Url"
 NO_STORE = {"Cache-Control": "no-store"}
@@ -38,12 +41,18 @@ def _login_url(rt: Runtime, original: OriginalRequest) -> str:
 
 
 def _is_browser_navigation(request: web.Request, original: OriginalRequest) -> bool:
-    return original.method in ("GET", "HEAD") and "text/html" in request.headers.get("Accept", "")
+    return original.method in ("GET", "HEAD") and "text/html" in (field_lines.joined(request.headers, "Accept") or "")
 
 
 async def handle_verify(request: web.Request, *, envoy_path: str | None = None) -> web.StreamResponse:
     rt = request.app[RUNTIME]
-    if not rt.client_view(request).via_trusted_proxy:
+    try:
+        trusted = rt.client_view(request).via_trusted_proxy
+    except BadRequestError as exc:  # X-Forwarded-Proto/-Host on two lines: refused like any malformed ask
+        rt.metrics.verify_decisions.labels("malformed").inc()
+        logs.event("verify_refused", logging.WARNING, reason=exc.reason)
+        return _denied(401, "unauthenticated")
+    if not trusted:
         # Only the ingress may ask: from anywhere else this would be an identity oracle (attacks.md T21).
         return _denied(403, "untrusted_caller")
     headers: dict[str, list[str]] = {}
@@ -61,12 +70,19 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
     current = await current_session(request, rt)
     session = current.session
     if session is None:
+        # A session cookie sent twice is decided as no session (neither value is believed); the answer also
+        # clears both variants, for the proxies that pass a refusal's Set-Cookie on (Traefik).
         login = _login_url(rt, original)
+        refused: web.Response
         if original.mode == "traefik" and _is_browser_navigation(request, original):
             rt.metrics.verify_decisions.labels("redirected_to_login").inc()
-            return redirect_to(login)
-        rt.metrics.verify_decisions.labels("unauthenticated").inc()
-        return _denied(401, "unauthenticated", {LOGIN_URL_HEADER: login})
+            refused = redirect_to(login)
+        else:
+            rt.metrics.verify_decisions.labels("unauthenticated").inc()
+            refused = _denied(401, "unauthenticated", {LOGIN_URL_HEADER: login})
+        if current.rejection == AMBIGUOUS:
+            clear_session(refused, rt)
+        return refused
     decision = decide(rt.settings.rules, host=original.hostname, path=original.path, identity=session.identity)
     if not decision.allowed:
         rt.metrics.verify_decisions.labels("forbidden").inc()

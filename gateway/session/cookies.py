@@ -1,29 +1,78 @@
 """Session and login cookies (web layer): read them from a request, write them on a response.
 
-A cookie the store refuses is treated as absent and cleared; it never yields partial identity. A store
-that cannot answer raises StoreUnavailableError (503): never "no session", never "logged in".
+Every gateway cookie is read through one reader of all the request's Cookie lines
+(protocol/cookie_header.py, via ``read_cookie``). A cookie name sent more than once is ambiguous: neither
+value is used, it is counted (``gateway_cookie_ambiguous_total``), and the session is treated as refused
+and cleared (every variant this gateway can set). A cookie the store refuses is treated as absent and
+cleared; it never yields partial identity. A store that cannot answer raises StoreUnavailableError (503):
+never "no session", never "logged in".
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from http.cookies import SimpleCookie
+from typing import Literal
 
 from aiohttp import hdrs, web
 
-from gateway.errors import GatewayError
+from gateway import logs
+from gateway.errors import GatewayError, StateMismatchError
+from gateway.protocol.cookie_header import CookieHeader, CookieLookup, parse_cookie_lines
 from gateway.runtime import Runtime
 from gateway.session.codec import SealError
 from gateway.session.model import PendingLogin, Session
 from gateway.session.store import NO_COOKIE, Loaded
 
 LOGIN_PURPOSE = "login"
+#: The rejection of a session cookie sent more than once (a Loaded.rejection; see read_session).
+AMBIGUOUS = "ambiguous"
+CookieKind = Literal["session", "login", "poll"]
+_COOKIES = web.RequestKey("gateway_cookie_header", CookieHeader)
+_COUNTED = web.RequestKey("gateway_cookie_ambiguity_counted", set)
+
+
+def request_cookies(request: web.Request) -> CookieHeader:
+    """Every Cookie line of the request, parsed once per request."""
+    parsed = request.get(_COOKIES)
+    if parsed is None:
+        parsed = parse_cookie_lines(request.headers.getall(hdrs.COOKIE, []))
+        request[_COOKIES] = parsed
+    return parsed
+
+
+def read_cookie(request: web.Request, rt: Runtime, kind: CookieKind) -> CookieLookup:
+    """The gateway's ``kind`` cookie in this request: absent, one value, or ambiguous (counted and logged
+    once per request)."""
+    name = {"session": rt.session_cookie, "login": rt.login_cookie, "poll": rt.poll_cookie}[kind]
+    lookup = request_cookies(request).lookup(name)
+    if lookup.ambiguous:
+        counted: set[str] = request.setdefault(_COUNTED, set())
+        if kind not in counted:
+            counted.add(kind)
+            rt.metrics.cookie_ambiguous.labels(kind).inc()
+            logs.event("cookie_ambiguous", logging.WARNING, cookie=kind)
+    return lookup
+
+
+def refuse_ambiguous(request: web.Request, rt: Runtime, kind: CookieKind) -> str | None:
+    """The one value of a login-step cookie (login state, poll binding); None when absent. Two of them
+    refuse the step: StateMismatchError, never one of the two picked."""
+    lookup = read_cookie(request, rt, kind)
+    if lookup.ambiguous:
+        raise StateMismatchError("ambiguous_cookie")
+    return lookup.value
 
 
 async def read_session(request: web.Request, rt: Runtime) -> Loaded:
-    """The request's session, or why its cookie was refused; StoreUnavailableError if the store is down."""
-    value = request.cookies.get(rt.session_cookie)
+    """The request's session, or why its cookie was refused; StoreUnavailableError if the store is down.
+    A session cookie sent twice is refused as ``ambiguous``, whatever the two values are."""
+    lookup = read_cookie(request, rt, "session")
+    if lookup.ambiguous:
+        return Loaded(None, rejection=AMBIGUOUS)
+    value = lookup.value
     if not value:
         return NO_COOKIE
     loaded = await rt.store.load(value, rt.clock())
@@ -93,18 +142,39 @@ async def _prepare_first_request(rt: Runtime, cookie: str, session: Session) -> 
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:
-    response.del_cookie(
-        rt.session_cookie,
-        path="/",
-        domain=rt.settings.session.cookie_domain,
-        secure=rt.settings.secure_cookies,
-        httponly=True,
-        samesite="Lax",
-    )
+    """Expire the session cookie: the host-only one and, with ``session.cookie_domain``, the domain one too
+    (a browser that holds both sends the name twice: ambiguous, see read_session)."""
+    domain = rt.settings.session.cookie_domain
+    for variant in (None, domain) if domain else (None,):
+        jar: SimpleCookie = SimpleCookie()
+        jar[rt.session_cookie] = ""
+        morsel = jar[rt.session_cookie]
+        morsel["path"] = "/"
+        if variant:
+            morsel["domain"] = variant
+        morsel["max-age"] = "0"
+        morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+        morsel["httponly"] = True
+        if rt.settings.secure_cookies:
+            morsel["secure"] = True
+        morsel["samesite"] = "Lax"
+        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+
+
+def session_cookie_sent(request: web.Request, rt: Runtime) -> bool:
+    """The browser sent a session cookie (one, or several: then all of them are to be cleared)."""
+    return read_cookie(request, rt, "session").presence != "absent"
+
+
+def presented_session_cookies(request: web.Request, rt: Runtime) -> tuple[str, ...]:
+    """Every session cookie value the browser sent: what logout and a new login end, all of them when the
+    name came twice (ending a session never authenticates the request as it)."""
+    return request_cookies(request).values(rt.session_cookie)
 
 
 def read_pending_logins(request: web.Request, rt: Runtime) -> list[PendingLogin]:
-    value = request.cookies.get(rt.login_cookie)
+    """The logins in flight in this browser. A login cookie sent twice raises StateMismatchError."""
+    value = refuse_ambiguous(request, rt, "login")
     if not value:
         return []
     try:

@@ -6,8 +6,10 @@ import ipaddress
 from collections.abc import Sequence
 
 import pytest
+from multidict import CIMultiDict
 
 from gateway.forwarded import ClientView, Network, client_view
+from gateway.protocol.field_lines import joined
 
 TRUSTED: tuple[Network, ...] = (
     ipaddress.ip_network("10.0.0.0/8"),
@@ -55,7 +57,7 @@ def view(
 )
 def test_untrusted_peer_ignores_forwarded_headers(peer: str, trusted: Sequence[Network]) -> None:
     assert view(peer, xff="1.2.3.4", proto="https", host="evil.example", trusted=trusted) == ClientView(
-        address=peer, proto="http", host="gw.internal:8080", via_trusted_proxy=False
+        address=peer, proto="http", host="gw.internal:8080", via_trusted_proxy=False, chain=peer
     )
 
 
@@ -147,5 +149,38 @@ def test_trusted_host(host: str | None, expected: str) -> None:
 
 def test_full_trusted_view() -> None:
     assert view("10.0.0.1", xff="6.6.6.6, 198.51.100.1", proto="https", host="app.example.test") == ClientView(
-        address="198.51.100.1", proto="https", host="app.example.test", via_trusted_proxy=True, peer="10.0.0.1"
+        address="198.51.100.1", proto="https", host="app.example.test", via_trusted_proxy=True, peer="10.0.0.1",
+        chain="198.51.100.1, 10.0.0.1",
     )
+
+
+# --- the chain written upstream: only what the gateway believes -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("xff", "chain"),
+    [
+        ("6.6.6.6, 198.51.100.1", "198.51.100.1, 10.0.0.1"),  # the client-written left part is dropped
+        ("6.6.6.6, 198.51.100.1, 10.0.0.2", "198.51.100.1, 10.0.0.2, 10.0.0.1"),  # trusted hops are kept
+        ("10.0.0.3, 10.0.0.2", "10.0.0.3, 10.0.0.2, 10.0.0.1"),
+        ("6.6.6.6, garbage", "10.0.0.1"),
+        ("6.6.6.6, garbage, 10.0.0.2", "10.0.0.2, 10.0.0.1"),
+        ("", "10.0.0.1"),
+        (None, "10.0.0.1"),
+    ],
+)
+def test_chain_holds_only_believed_hops(xff: str | None, chain: str) -> None:
+    result = view("10.0.0.1", xff=xff)
+    assert result.chain == chain
+    assert result.chain.split(", ")[0] == result.address
+
+
+def test_haproxy_appended_line_is_read() -> None:
+    """HAProxy's option forwardfor adds its own X-Forwarded-For line after the one the client sent; the
+    runtime joins the lines in order (RFC 9110 §5.3), so the proxy's line is the right-most hop."""
+    lines = CIMultiDict([("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.7")])
+    result = view("10.0.0.1", xff=joined(lines, "X-Forwarded-For"))
+    assert result.address == "198.51.100.7"
+    assert "203.0.113.9" not in result.chain
+    # The first line alone (the old reading) is the client's own claim.
+    assert view("10.0.0.1", xff=lines["X-Forwarded-For"]).address == "203.0.113.9"
