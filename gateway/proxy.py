@@ -22,6 +22,7 @@ from gateway.errors import UpstreamError
 from gateway.forwarded import ClientView
 from gateway.metrics import Metrics
 from gateway.protocol.cookie_header import parse_cookie_lines
+from gateway.protocol.field_lines import joined
 from gateway.upstream import UpstreamPool, UpstreamResponse
 
 HOP_BY_HOP = frozenset(
@@ -294,7 +295,8 @@ async def _relay_websocket(
 ) -> web.StreamResponse:
     for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol"):
         headers.popall(name, None)
-    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    offered = joined(request.headers, "Sec-WebSocket-Protocol") or ""  # a list: every line (RFC 6455 §11.3.4)
+    protocols = [p.strip() for p in offered.split(",") if p.strip()]
     try:
         upstream_ws = await http.ws_connect(url, headers=headers, protocols=protocols, autoping=False)
     except (TimeoutError, aiohttp.ClientError) as exc:
