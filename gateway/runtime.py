@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from gateway.metrics import Metrics
 from gateway.protocol import field_lines
 from gateway.protocol.claims import Identity
 from gateway.protocol.jws import SigningKey
+from gateway.protocol.rate_limit import RateLimiter
 from gateway.protocol.redirect_target import safe_return_target
 from gateway.proxy import gateway_cookie_names
 from gateway.session.codec import Keyring
@@ -57,6 +60,7 @@ class Runtime:
     providers: dict[str, OidcClient] = field(default_factory=dict)
     poll_clients: dict[str, PollClient] = field(default_factory=dict)
     store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
+    rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]  # set by build_runtime
     draining: bool = False
     # Per-session work done once, not per request: the encoded identity headers (keyed by session id).
     identity_headers: BoundedCache = field(default_factory=BoundedCache)
@@ -285,6 +289,10 @@ def build_runtime(
         clock=clock,
     )
     runtime.store = build_store(settings, keyring, clock=clock, observe=runtime._store_observer())
+    # Counter names are HMACs under a key of their own, derived from the session secret: the store never
+    # holds an address or a national ID number, and the names are the same on every replica.
+    limit_key = hmac.new(settings.session.secret.encode(), b"eid-gateway rate-limit buckets", hashlib.sha256).digest()
+    runtime.rate_limiter = RateLimiter(dict(settings.rate_limits), limit_key, runtime.store.count_hit)
     return runtime
 
 

@@ -25,6 +25,7 @@ from gateway.errors import (
     StateMismatchError,
     TokenValidationError,
 )
+from gateway.flows.limits import enforce, enforce_per_client
 from gateway.flows.sessions import end_presented_session
 from gateway.idp.poll_client import PollClient
 from gateway.protocol import bankid, field_lines, poll, strict_json
@@ -186,6 +187,10 @@ async def handle_start(request: web.Request) -> web.StreamResponse:
         if not isinstance(identifier, str) or not is_national_id(identifier.strip()):
             raise BadRequestError("login_hint", public_message="Enter a valid personal identity number.")
         login_hint = provider.login_hint_format.replace("{ssn}", identifier.strip())
+    await enforce_per_client(request, rt, "poll_start_per_client")
+    if provider.flow == "ciba":
+        # Each CIBA start pushes a notification to this person's phone: limited per number, whoever asks.
+        await enforce(rt, "ciba_per_person", str(data["login_hint"]).strip())
     view = rt.client_view(request)
     try:
         tx = await client.start(end_user_ip=view.address, login_hint=login_hint)

@@ -18,6 +18,7 @@ from gateway.errors import (
     StateMismatchError,
     TokenValidationError,
 )
+from gateway.flows.limits import enforce_per_client
 from gateway.flows.page import provider_choice_page
 from gateway.flows.sessions import current_session, end_presented_session, presented_sessions
 from gateway.protocol import field_lines, oidc
@@ -87,6 +88,7 @@ async def redirect_to_provider(request: web.Request, rt: Runtime, name: str, ret
     client = rt.providers.get(name)
     if provider is None or client is None or provider.is_poll_flow:
         raise BadRequestError("unknown_provider", public_message="Unknown login provider.")
+    await enforce_per_client(request, rt, "login_per_client")
     metadata = await client.metadata()
     verifier, challenge = oidc.make_pkce_pair()
     pending = PendingLogin(

@@ -11,17 +11,36 @@ under a key derived from the session secret, so they hold no national ID numbers
 everywhere" and back-channel logout find the records to delete.
 
 Every Redis failure raises StoreUnavailableError: the request fails closed with a 503 page.
+
+Failover (issue 15, item 4). Writes that must survive a failover of the primary -- logout, log out
+everywhere, back-channel logout and the single-use markers (``spend``) -- are durable: the write, ``ROLE``
+and, when the primary has a replica (or lost its last one less than ``REPLICA_MEMORY`` seconds ago),
+``WAIT 1 <half the store timeout>`` go out on one connection. No acknowledgement in time means the write
+may be undone by a failover, so it is not confirmed: UnconfirmedWriteError (a StoreUnavailableError, 503;
+"try again"), never a "logged out" that a failover can take back. Logins (``save``) do not wait: a lost
+login costs one new login, and its state marker, spent just before, did wait.
+
+With Sentinel the store also notices a role change at once: it subscribes to ``+switch-master`` on every
+Sentinel and, on a switch, points the pool at the new primary and drops the pooled connections to the old
+one (which keeps accepting writes for about 10 s until Sentinel demotes it, then discards them); every new
+connection checks with ``ROLE`` that it reached a primary; a ``READONLY`` answer (a demoted primary) drops
+the pooled connections and the operation is tried once more. What Redis must be set to for this is in
+docs/sessions.md (``min-replicas-to-write 1``, ``min-replicas-max-lag`` under ``REPLICA_MEMORY``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from cryptography.exceptions import InvalidTag
@@ -30,15 +49,23 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import ConnectionPool
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import (
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+)
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
 
+from gateway import logs
 from gateway.protocol import strict_json
 from gateway.protocol.jws import JoseError, b64url_decode, b64url_encode
 from gateway.session.model import Session
-from gateway.session.store import Loaded, StoreUnavailableError
+from gateway.session.store import Loaded, StoreUnavailableError, UnconfirmedWriteError
 from gateway.session.store_url import StoreAddress
 
 COOKIE_PREFIX = "r1."
@@ -46,7 +73,43 @@ _ID = 32
 _KEY = 32
 _NONCE = 12
 _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+# One round trip: the counter and, on its first hit, its expiry (the end of the window, plus a second).
+_COUNT_HIT = (
+    "local n = redis.call('incr', KEYS[1]) if n == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end return n"
+)
+#: After a primary's last replica went away (as it does when Sentinel promotes that replica), durable writes
+#: still need a replica's acknowledgement for this long: such a primary may be the old one of a failover, or
+#: cut off from the rest. Past it, ``min-replicas-to-write`` on the primary is what refuses writes.
+REPLICA_MEMORY = 30.0
+SWITCH_CHANNEL = "+switch-master"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+async def _require_primary(connection: SentinelManagedConnection, address: tuple[str, int]) -> None:
+    """Sentinel's answer may be a moment old: a connection that reached a replica is not used."""
+    await connection.send_command("ROLE", check_health=False)
+    reply = await connection.read_response()
+    role = reply[0] if isinstance(reply, list) and reply else None
+    if role not in (b"master", "master"):
+        await connection.disconnect()
+        raise RedisConnectionError(f"{address[0]}:{address[1]} is not a primary")
+
+
+class PrimaryConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that checks the role of what it reached, after every (re)connect."""
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        if self.connection_pool.is_master:
+            await _require_primary(self, address)
+
+
+class PrimarySSLConnection(SentinelManagedSSLConnection):
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        await super().connect_to(address)  # type: ignore[no-untyped-call]
+        if self.connection_pool.is_master:
+            await _require_primary(self, address)
 
 
 def connect(address: StoreAddress, *, timeout: float) -> Any:
@@ -65,7 +128,8 @@ def connect(address: StoreAddress, *, timeout: float) -> Any:
         sentinel = Sentinel(
             list(address.hosts), sentinel_kwargs={**common, **credentials}, **common
         )
-        return sentinel.master_for(address.service, db=address.db, **credentials)
+        connection_class = PrimarySSLConnection if address.tls else PrimaryConnection
+        return sentinel.master_for(address.service, db=address.db, connection_class=connection_class, **credentials)
     return RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in address.hosts],
         socket_timeout=timeout,
@@ -82,6 +146,30 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
+@dataclass
+class _Replicas:
+    """What the last ROLE of one primary said: its connected replicas, and since when it has none."""
+
+    count: int
+    none_since: float | None = None  # monotonic; set when a primary seen with replicas is seen without
+
+    def needed(self, now: float) -> int:
+        if self.count > 0 or (self.none_since is not None and now - self.none_since < REPLICA_MEMORY):
+            return 1
+        return 0
+
+
+def _where(connection: Any) -> tuple[Any, ...]:
+    return (getattr(connection, "host", None), getattr(connection, "port", None), getattr(connection, "path", None))
+
+
+def _role(reply: Any) -> tuple[bool, int]:
+    """(is a primary, connected replicas) from a ROLE reply."""
+    if not isinstance(reply, list) or not reply or reply[0] not in (b"master", "master"):
+        return False, 0
+    return True, len(reply[2]) if len(reply) > 2 and isinstance(reply[2], list) else 0
+
+
 class RedisStore:
     name = "redis"
 
@@ -94,6 +182,7 @@ class RedisStore:
         idle_timeout: float,
         lifetime: float,
         on_result: Callable[[str, bool], None] = lambda _op, _ok: None,
+        wait_timeout: float | None = None,
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -103,6 +192,17 @@ class RedisStore:
         self._index_keys = tuple(_derive(s, b"redis-index-v1") for s in secrets_)
         self._on_result = on_result
         self._decrypted: dict[bytes, Session] = {}
+        # Durable writes need one connection for the write and its WAIT: a pool (not Redis Cluster).
+        pool = getattr(client, "connection_pool", None)
+        self._pool: ConnectionPool | None = pool if isinstance(pool, ConnectionPool) else None
+        self._sentinel_pool = pool if isinstance(pool, SentinelConnectionPool) else None
+        if wait_timeout is None:  # half the store timeout: the answer comes before the socket gives up
+            socket_timeout = self._pool.connection_kwargs.get("socket_timeout") if self._pool else None
+            wait_timeout = (socket_timeout or 1.0) / 2
+        self._wait_ms = _ms(wait_timeout)
+        self._replicas: dict[tuple[Any, ...], _Replicas] = {}
+        self._watchers: list[asyncio.Task[None]] | None = None
+        self.switches_followed = 0  # +switch-master announcements that moved the pool (tests, logs)
 
     # -- keys ---------------------------------------------------------------------------------------
     def _record_key(self, session_id: bytes) -> str:
@@ -124,13 +224,154 @@ class RedisStore:
 
     # -- plumbing -----------------------------------------------------------------------------------
     async def _call(self, operation: str, action: Callable[[], Awaitable[T]]) -> T:
+        self._watch_switches()
         try:
-            result = await action()
+            try:
+                result = await action()
+            except ReadOnlyError:
+                # A demoted primary (redis:// behind a name that moved, or a Sentinel answer that was old):
+                # drop every pooled connection, so that the next ones resolve the primary again; once more.
+                await self._drop_connections()
+                result = await action()
+        except StoreUnavailableError:
+            self._on_result(operation, False)
+            raise
         except (RedisError, OSError, TimeoutError) as exc:
             self._on_result(operation, False)
             raise StoreUnavailableError(f"redis_{operation}") from exc
         self._on_result(operation, True)
         return result
+
+    async def _drop_connections(self) -> None:
+        if self._pool is not None:
+            await self._pool.disconnect(inuse_connections=False)
+            await self._pool.update_active_connections_for_reconnect()  # those in use: when they come back
+
+    async def _durable(self, operation: str, queue: Callable[[Any], None]) -> list[Any]:
+        """Run the writes ``queue`` adds to a pipeline so that a failover cannot undo them; their replies.
+
+        One round trip on one connection: the writes, ``ROLE`` (what that server is and how many replicas
+        it has now) and, when it has or recently had a replica, ``WAIT 1`` (which counts the writes of its
+        own connection). No acknowledgement in time: UnconfirmedWriteError, unless Sentinel names another
+        primary by now, which is then written to once more. Every durable write is idempotent."""
+        if self._pool is None:  # Redis Cluster: no WAIT here (docs/limitations.md)
+            pipe = self._redis.pipeline(transaction=False)
+            queue(pipe)
+            return list(await pipe.execute())
+        for _attempt in range(2):
+            connection = await self._pool.get_connection()
+            known = self._replicas.get(_where(connection))
+            needed = known.needed(time.monotonic()) if known else 0
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.connection = connection  # released by the pipeline when it is done
+            queue(pipe)
+            writes = len(pipe.command_stack)
+            pipe.execute_command("ROLE")
+            if needed:
+                pipe.execute_command("WAIT", needed, self._wait_ms)
+            replies = list(await pipe.execute())
+            where = _where(connection)  # a retried pipeline may have reconnected to another server
+            is_primary, count = _role(replies[writes])
+            now_needed = self._observe(where, count)
+            if is_primary and needed and int(replies[writes + 1]) >= needed:
+                return replies[:writes]
+            if is_primary and not needed and not now_needed:
+                return replies[:writes]
+            if is_primary and not needed:
+                continue  # it has a replica we did not know of: again, waiting for it
+            if needed and not now_needed:
+                continue  # its last replica left long ago (the count we had was old): no one to wait for
+            if not await self._primary_moved(where):
+                break
+        raise UnconfirmedWriteError(f"redis_{operation}_unconfirmed")
+
+    def _observe(self, where: tuple[Any, ...], count: int) -> int:
+        now = time.monotonic()
+        known = self._replicas.get(where)
+        if known is None:
+            if len(self._replicas) > 64:
+                self._replicas.clear()
+            known = self._replicas[where] = _Replicas(count)
+        elif count == 0 and known.count > 0:
+            known.count, known.none_since = 0, now
+        elif count > 0:
+            known.count, known.none_since = count, None
+        return known.needed(now)
+
+    async def _primary_moved(self, where: tuple[Any, ...]) -> bool:
+        """After a WAIT that timed out: does Sentinel name another primary by now?"""
+        if self._sentinel_pool is None:
+            return False
+        with contextlib.suppress(RedisError, OSError):
+            host, port = await self._sentinel_pool.get_master_address()
+            return (host, port) != where[:2]
+        return False
+
+    # -- Sentinel: follow +switch-master --------------------------------------------------------------
+    def _watch_switches(self) -> None:
+        if self._watchers is not None or self._sentinel_pool is None:
+            return
+        manager = self._sentinel_pool.sentinel_manager
+        self._watchers = [asyncio.create_task(self._watch(s)) for s in list(manager.sentinels)]
+
+    async def _watch(self, sentinel: Any) -> None:
+        """Subscribed to one Sentinel's +switch-master for good; subscribes again after any failure."""
+        kwargs = dict(sentinel.connection_pool.connection_kwargs)
+        kwargs.update(socket_timeout=None, retry=Retry(NoBackoff(), 0))  # a subscriber waits; the loop retries
+        client = aioredis.Redis.from_pool(
+            ConnectionPool(connection_class=sentinel.connection_pool.connection_class, **kwargs)
+        )
+        try:
+            while True:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._listen(client, sentinel)
+                await asyncio.sleep(1.0)
+        finally:
+            await client.aclose()
+
+    async def _listen(self, client: Any, sentinel: Any) -> None:
+        async with client.pubsub() as pubsub:
+            await pubsub.subscribe(SWITCH_CHANNEL)
+            heard = time.monotonic()
+            pinged = heard
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                now = time.monotonic()
+                if message is not None:
+                    heard = now
+                    if message.get("type") == "message":
+                        await self._switched(sentinel, message.get("data"))
+                elif now - heard > 15:  # not even the PONGs: a Sentinel gone without closing the socket
+                    raise RedisConnectionError("the Sentinel stopped answering")
+                elif now - pinged > 5:
+                    pinged = now
+                    await pubsub.ping()
+
+    async def _switched(self, sentinel: Any, data: Any) -> None:
+        """``<service> <old ip> <old port> <new ip> <new port>``: this Sentinel now names the new primary."""
+        pool = self._sentinel_pool
+        text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+        parts = text.split()
+        if pool is None or len(parts) != 5 or parts[0] != pool.service_name or not parts[4].isdigit():
+            return
+        address = (parts[3], int(parts[4]))
+        # Ask this Sentinel first from now on (others may still name the old primary for a moment), as
+        # redis-py's discover_master does with the first Sentinel that answers.
+        manager = pool.sentinel_manager
+        if sentinel in manager.sentinels:
+            manager.sentinels.remove(sentinel)
+            manager.sentinels.insert(0, sentinel)
+        if pool.master_address == address:
+            return
+        pool.master_address = address
+        self.switches_followed += 1
+        await self._drop_connections()
+        logs.event(
+            "session_store_primary_switched",
+            logging.WARNING,
+            old=f"{parts[1]}:{parts[2]}",
+            new=f"{parts[3]}:{parts[4]}",
+        )
 
     @staticmethod
     def _parse_cookie(cookie: str) -> tuple[bytes, bytes] | None:
@@ -211,29 +452,35 @@ class RedisStore:
         if parsed is None:
             return
         record_key = self._record_key(parsed[0])
+        indexes = self._indexes(session)
 
-        async def delete() -> None:
-            pipe = self._redis.pipeline(transaction=False)
+        def queue(pipe: Any) -> None:
             pipe.delete(record_key)
-            for index in self._indexes(session):
+            for index in indexes:
                 pipe.srem(index, record_key)
-            await pipe.execute()
 
-        await self._call("delete", delete)
+        await self._call("delete", lambda: self._durable("delete", queue))
 
     async def _end_indexed(self, kind: str, provider: str, value: str) -> int:
         indexes = [self._index(kind, provider, value, key) for key in self._index_keys]
 
-        async def delete() -> int:
-            ended = 0
+        async def members() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
             for index in indexes:
-                members = await self._redis.smembers(index)
-                for member in members:
-                    ended += int(await self._redis.delete(member))
-                await self._redis.delete(index)
-            return ended
+                pipe.smembers(index)
+            found: list[Any] = await pipe.execute()
+            return found
 
-        return await self._call("delete", delete)
+        records = sorted({member for found in await self._call("read", members) for member in found})
+
+        def queue(pipe: Any) -> None:
+            for record in records:
+                pipe.delete(record)
+            for index in indexes:
+                pipe.delete(index)
+
+        replies = await self._call("delete", lambda: self._durable("delete", queue))
+        return sum(int(r) for r in replies[: len(records)])
 
     async def end_for_subject(self, provider: str, sub: str, now: float) -> int:
         return await self._end_indexed("u", provider, sub)
@@ -248,7 +495,16 @@ class RedisStore:
 
     async def spend(self, marker: str, expires: float, now: float) -> bool:
         key = self._marker_key("x", marker)
-        return bool(await self._call("write", lambda: self._redis.set(key, b"1", nx=True, px=_ms(expires - now))))
+        # A token of this call's own, read back: a durable write may be sent twice (once to a primary that
+        # then turned out not to be one), and the second SET NX must not make the first caller lose.
+        token = secrets.token_bytes(16)
+
+        def queue(pipe: Any) -> None:
+            pipe.set(key, token, nx=True, px=_ms(expires - now))
+            pipe.get(key)
+
+        replies = await self._call("write", lambda: self._durable("write", queue))
+        return bool(replies[1] == token)
 
     async def lock(self, name: str, ttl: float) -> str | None:
         key, token = self._marker_key("l", name), secrets.token_urlsafe(16)
@@ -259,6 +515,12 @@ class RedisStore:
         key = self._marker_key("l", name)
         await self._call("lock", lambda: self._redis.eval(_UNLOCK, 1, key, token))
 
+    async def count_hit(self, name: str, window: float, now: float) -> int:
+        index = int(now // window)
+        key = f"{self._prefix}rl:{name}:{index}"
+        ttl = _ms((index + 1) * window - now + 1)
+        return int(await self._call("write", lambda: self._redis.eval(_COUNT_HIT, 1, key, ttl)))
+
     async def healthy(self) -> bool:
         try:
             await self._call("ping", lambda: self._redis.ping())
@@ -267,4 +529,11 @@ class RedisStore:
         return True
 
     async def close(self) -> None:
+        for task in self._watchers or ():
+            task.cancel()
+        for task in self._watchers or ():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self._redis.aclose()
+        if self._sentinel_pool is not None:  # master_for's client does not close the Sentinel clients
+            await self._sentinel_pool.sentinel_manager.aclose()

@@ -77,6 +77,11 @@ class SessionStore(Protocol):
 
     async def unlock(self, name: str, token: str) -> None: ...
 
+    async def count_hit(self, name: str, window: float, now: float) -> int:
+        """Count one hit for ``name`` in the current fixed window of ``window`` seconds (``int(now // window)``)
+        and return the window's count, this hit included (the rate limiter's counter)."""
+        ...
+
     async def healthy(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -139,6 +144,8 @@ class CookieStore:
         self._revoked = ExpiringSet()
         self._spent = ExpiringSet()
         self._locks = ExpiringSet(10_000)
+        # Rate-limit counters of this process: key -> (count, end of its window).
+        self._hits: dict[str, tuple[int, float]] = {}
         # "u" + provider + sub and "o" + provider + provider sid -> the moment they were logged out. A
         # session made at or before that moment is refused; a later login (even with the same provider
         # sid, if the provider kept its session) is not.
@@ -206,11 +213,25 @@ class CookieStore:
     async def unlock(self, name: str, token: str) -> None:
         self._locks.discard(name)
 
+    async def count_hit(self, name: str, window: float, now: float) -> int:
+        index = int(now // window)
+        key = f"{name}\0{index}"
+        if key not in self._hits and len(self._hits) >= _MAX_COUNTERS:
+            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+            if len(self._hits) >= _MAX_COUNTERS:  # that many live buckets: start over rather than grow
+                self._hits.clear()
+        count = self._hits.get(key, (0, 0.0))[0] + 1
+        self._hits[key] = (count, (index + 1) * window)
+        return count
+
     async def healthy(self) -> bool:
         return True
 
     async def close(self) -> None:
         return None
+
+
+_MAX_COUNTERS = 100_000
 
 
 def _subject(kind: str, provider: str, value: str) -> str:

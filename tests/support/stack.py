@@ -62,6 +62,10 @@ def base_config(
         "public_paths": ["/healthz", "/public/"],
         "trusted_proxies": [],
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+        # The suite starts hundreds of logins a minute from 127.0.0.1, and CIBA logins for the same test
+        # people: the limits (on by default) would refuse them. tests/security/test_rate_limits.py tests
+        # them, at their defaults and as configured.
+        "rate_limits": {"login_per_client": "off", "poll_start_per_client": "off", "ciba_per_person": "off"},
     }
 
 
