@@ -245,7 +245,7 @@ class RedisStore:
     async def _drop_connections(self) -> None:
         if self._pool is not None:
             await self._pool.disconnect(inuse_connections=False)
-            await self._pool.update_active_connections_for_reconnect()  # those in use: when they come back
+            await self._pool.update_active_connections_for_reconnect()  # type: ignore[no-untyped-call]  # in use: on return
 
     async def _durable(self, operation: str, queue: Callable[[Any], None]) -> list[Any]:
         """Run the writes ``queue`` adds to a pipeline so that a failover cannot undo them; their replies.
@@ -259,7 +259,7 @@ class RedisStore:
             queue(pipe)
             return list(await pipe.execute())
         for _attempt in range(2):
-            connection = await self._pool.get_connection()
+            connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
             known = self._replicas.get(_where(connection))
             needed = known.needed(time.monotonic()) if known else 0
             pipe = self._redis.pipeline(transaction=False)
@@ -272,15 +272,16 @@ class RedisStore:
             replies = list(await pipe.execute())
             where = _where(connection)  # a retried pipeline may have reconnected to another server
             is_primary, count = _role(replies[writes])
-            now_needed = self._observe(where, count)
-            if is_primary and needed and int(replies[writes + 1]) >= needed:
-                return replies[:writes]
-            if is_primary and not needed and not now_needed:
-                return replies[:writes]
-            if is_primary and not needed:
-                continue  # it has a replica we did not know of: again, waiting for it
-            if needed and not now_needed:
-                continue  # its last replica left long ago (the count we had was old): no one to wait for
+            if is_primary:
+                now_needed = self._observe(where, count)
+                if needed and int(replies[writes + 1]) >= needed:
+                    return replies[:writes]
+                if not needed and not now_needed:
+                    return replies[:writes]
+                if not needed or not now_needed:
+                    # It has a replica we did not know of (wait for it), or it lost its last one long ago
+                    # and the count we had was old (no one to wait for): once more, knowing it.
+                    continue
             if not await self._primary_moved(where):
                 break
         raise UnconfirmedWriteError(f"redis_{operation}_unconfirmed")
@@ -303,7 +304,7 @@ class RedisStore:
         if self._sentinel_pool is None:
             return False
         with contextlib.suppress(RedisError, OSError):
-            host, port = await self._sentinel_pool.get_master_address()
+            host, port = await self._sentinel_pool.get_master_address()  # type: ignore[no-untyped-call]
             return (host, port) != where[:2]
         return False
 
@@ -516,8 +517,13 @@ class RedisStore:
         await self._call("lock", lambda: self._redis.eval(_UNLOCK, 1, key, token))
 
     async def count_hit(self, name: str, window: float, now: float) -> int:
+        """One round trip (a script: INCR, and PEXPIRE on the first hit), shared by every replica. The key is
+        prefix + ``rl:`` + SHA-256(window, name) + ``:`` + window index; it expires a second after its window
+        ends (replicas' clocks differ a little). Not waited for: a count lost in a failover only lets a
+        few more hits through in that window."""
         index = int(now // window)
-        key = f"{self._prefix}rl:{name}:{index}"
+        digest = hashlib.sha256(f"{window!r}\0{name}".encode()).hexdigest()
+        key = f"{self._prefix}rl:{digest}:{index}"
         ttl = _ms((index + 1) * window - now + 1)
         return int(await self._call("write", lambda: self._redis.eval(_COUNT_HIT, 1, key, ttl)))
 

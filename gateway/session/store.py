@@ -34,6 +34,12 @@ class StoreUnavailableError(GatewayError):
     public_message = "Sign-in is unavailable for a moment. Please try again shortly."
 
 
+class UnconfirmedWriteError(StoreUnavailableError):
+    """A write that must survive a failover of the store (a logout, a spent single-use marker) was not
+    acknowledged by a replica in time, so a failover could undo it: it is not confirmed. A 503 like any
+    store failure ("try again"), never an answer that says it happened."""
+
+
 @dataclass(frozen=True, slots=True)
 class Loaded:
     session: Session | None
@@ -79,7 +85,8 @@ class SessionStore(Protocol):
 
     async def count_hit(self, name: str, window: float, now: float) -> int:
         """Count one hit for ``name`` in the current fixed window of ``window`` seconds (``int(now // window)``)
-        and return the window's count, this hit included (the rate limiter's counter)."""
+        and return the window's count, this hit included (the rate limiter's counter). A name counted with
+        two window lengths is two counters. Shared by every replica with Redis, per process in memory."""
         ...
 
     async def healthy(self) -> bool: ...
@@ -215,7 +222,7 @@ class CookieStore:
 
     async def count_hit(self, name: str, window: float, now: float) -> int:
         index = int(now // window)
-        key = f"{name}\0{index}"
+        key = f"{window!r}\0{name}\0{index}"
         if key not in self._hits and len(self._hits) >= _MAX_COUNTERS:
             self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
             if len(self._hits) >= _MAX_COUNTERS:  # that many live buckets: start over rather than grow

@@ -251,7 +251,8 @@ async def sentinel_set(
     directory: Path, *, down_after_ms: int = 1000, failover_timeout_ms: int = 3000, node_args: list[str] | None = None
 ) -> AsyncIterator[SentinelSet]:
     """Start the primary, the replica (``--replicaof`` the primary; both with ``node_args``) and three
-    Sentinels; wait until the set can fail over (the replica in sync, each Sentinel knows the other two); stop every process afterwards."""
+    Sentinels; wait until the set can fail over (the replica in sync, each Sentinel knows the other two);
+    stop every process afterwards."""
     async with AsyncExitStack() as stack:
         # A full resynchronisation (the old primary joining the new one) starts at once, not after 5 s.
         common = ["--repl-diskless-sync-delay", "0", *(node_args or [])]
