@@ -164,10 +164,13 @@ def _where(connection: Any) -> tuple[Any, ...]:
 
 
 def _role(reply: Any) -> tuple[bool, int]:
-    """(is a primary, connected replicas) from a ROLE reply."""
+    """(is a primary, replicas that can acknowledge) from a ROLE reply: ``master``, offset, and per replica
+    ip, port and the offset it acknowledged. One that has acknowledged nothing yet (it is still joining:
+    Redis sends it the stream only after its first REPLCONF ACK, up to a second later) cannot answer a WAIT."""
     if not isinstance(reply, list) or not reply or reply[0] not in (b"master", "master"):
         return False, 0
-    return True, len(reply[2]) if len(reply) > 2 and isinstance(reply[2], list) else 0
+    replicas = reply[2] if len(reply) > 2 and isinstance(reply[2], list) else []
+    return True, sum(1 for r in replicas if isinstance(r, list) and len(r) > 2 and int(r[2]) > 0)
 
 
 class RedisStore:
