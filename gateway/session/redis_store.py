@@ -508,7 +508,8 @@ class RedisStore:
             pipe.get(key)
 
         replies = await self._call("write", lambda: self._durable("write", queue))
-        return bool(replies[1] == token)
+        stored = replies[1]
+        return isinstance(stored, bytes) and hmac.compare_digest(stored, token)
 
     async def lock(self, name: str, ttl: float) -> str | None:
         key, token = self._marker_key("l", name), secrets.token_urlsafe(16)
