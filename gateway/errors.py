@@ -12,6 +12,7 @@ GatewayError                      status, code; rendered once by the error middl
 │   └── TokenValidationError      the ID token failed a check (reason names which one)
 ├── ForbiddenError                403: authenticated, but refused (claims failed a shape check)
 │   └── AccessDeniedError         a rule on the canonical claims refuses this identity here
+├── LogoutNotConfirmedError       503: the store could not confirm a logout (it must survive a failover)
 ├── RateLimitedError              429: too many login starts from one address, or CIBA starts for one person
 ├── IdpUnavailableError           502: discovery, JWKS or token endpoint failed
 └── UpstreamError                 502/504: the upstream failed or timed out
@@ -122,3 +123,12 @@ class RateLimitedError(GatewayError):
     def __init__(self, reason: str, *, retry_after: int) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class LogoutNotConfirmedError(GatewayError):
+    """503: the session store could not confirm the logout (down, or no replica acknowledged it, so a failover
+    could undo it). The person is told so and keeps the way to try again; never a "logged out" page."""
+
+    status = 503
+    code = "logout_not_confirmed"
+    public_message = "Your sign-out could not be confirmed. Please try again in a moment."

@@ -15,6 +15,7 @@ from gateway.errors import (
     CrossSiteRequestError,
     ForbiddenError,
     GatewayError,
+    LogoutNotConfirmedError,
     StateMismatchError,
     TokenValidationError,
 )
@@ -35,6 +36,7 @@ from gateway.session.cookies import (
     write_session,
 )
 from gateway.session.model import PendingLogin, Session, add_pending
+from gateway.session.store import StoreUnavailableError
 
 MAX_CALLBACK_BODY = 64 * 1024
 
@@ -261,13 +263,17 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
     target = "/_auth/logged-out"
     for session in sessions:
         now = rt.clock()
-        # The record is deleted before the answer: a copied cookie stops working at once (attacks.md T39).
-        await rt.store.end(session, now)
+        cause = "logout_everywhere" if request.query.get("everywhere") == "1" else "logout"
+        try:
+            # The record is deleted before the answer: a copied cookie stops working at once (attacks.md T39).
+            # With Redis the delete waits for a replica: a failover must not bring the session back.
+            await rt.store.end(session, now)
+            if cause == "logout_everywhere":
+                await rt.store.end_for_subject(session.identity.idp, session.identity.sub, now)
+        except StoreUnavailableError as exc:
+            logs.event("logout_not_confirmed", logging.WARNING, provider=session.identity.idp, reason=exc.reason)
+            raise LogoutNotConfirmedError(exc.reason) from exc  # the cookie is kept: the person can try again
         rt.signer.forget(session.sid)
-        cause = "logout"
-        if request.query.get("everywhere") == "1":
-            await rt.store.end_for_subject(session.identity.idp, session.identity.sub, now)
-            cause = "logout_everywhere"
         rt.metrics.sessions_ended.labels(cause).inc()
         logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
     if len(sessions) == 1:  # the provider's logout belongs to one session; with two, neither is followed

@@ -10,7 +10,7 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +27,15 @@ from gateway.session.model import Session
 from gateway.session.redis_store import PrimaryConnection, RedisStore, connect
 from gateway.session.store import StoreUnavailableError, UnconfirmedWriteError
 from gateway.session.store_url import parse_store_url
-from tests.support.redis_sentinel import RedisNode
+from tests.support.redis_sentinel import Pair, RedisNode, primary_and_replica
 
 SECRET = "0123456789abcdef0123456789abcdef-durable"
-FAST = ["--repl-diskless-sync-delay", "0"]
-
-
-@dataclass
-class Pair:
-    primary: RedisNode
-    replica: RedisNode
-
-    def url(self, node: RedisNode | None = None) -> str:
-        return f"redis://127.0.0.1:{(node or self.primary).port}/0"
-
-    def calls(self, command: str) -> int:
-        """How often the primary has run ``command`` (INFO commandstats)."""
-        with self.primary.client() as client:
-            stats = client.info("commandstats")
-        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
-
-    async def replica_in_sync(self) -> None:
-        """The replica has acknowledged the primary's stream (ROLE on the primary shows its offset): before
-        that, a joining replica cannot answer a WAIT."""
-        for _ in range(200):
-            with self.primary.client() as client:
-                client.set("ready", 1)  # an offset above 0 to acknowledge: an idle primary's stays at 0
-                role = client.execute_command("ROLE")
-            if role[2] and int(role[2][0][2]) > 0:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the replica did not sync\n{self.replica.log()}")
 
 
 @pytest_asyncio.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    primary = RedisNode(tmp_path, "primary", FAST)
-    replica = RedisNode(tmp_path, "replica", FAST)
-    try:
-        primary.launch()
-        await primary.wait_answers()
-        replica.args = ["--replicaof", "127.0.0.1", str(primary.port), *FAST]
-        replica.launch()
-        await replica.wait_answers()
-        found = Pair(primary, replica)
-        await found.replica_in_sync()
+    async with primary_and_replica(tmp_path) as found:
         yield found
-    finally:
-        for node in (replica, primary):
-            if node.process is not None and node.process.poll() is None:
-                node.process.send_signal(signal.SIGCONT)
-            node.stop()
 
 
 def store_for(url: str) -> RedisStore:

@@ -275,3 +275,55 @@ async def sentinel_set(
         found = SentinelSet(primary, replica, sentinels)
         await found.wait_ready()
         yield found
+
+
+#: A replica that joins at once (no diskless-sync delay): the tests start one per test.
+FAST = ["--repl-diskless-sync-delay", "0"]
+
+
+@dataclass
+class Pair:
+    primary: RedisNode
+    replica: RedisNode
+
+    def url(self, node: RedisNode | None = None) -> str:
+        return f"redis://127.0.0.1:{(node or self.primary).port}/0"
+
+    def calls(self, command: str) -> int:
+        """How often the primary has run ``command`` (INFO commandstats)."""
+        with self.primary.client() as client:
+            stats = client.info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    async def replica_in_sync(self) -> None:
+        """The replica has acknowledged the primary's stream (ROLE on the primary shows its offset): before
+        that, a joining replica cannot answer a WAIT."""
+        for _ in range(200):
+            with self.primary.client() as client:
+                client.set("ready", 1)  # an offset above 0 to acknowledge: an idle primary's stays at 0
+                role = client.execute_command("ROLE")
+            if role[2] and int(role[2][0][2]) > 0:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the replica did not sync\n{self.replica.log()}")
+
+
+@asynccontextmanager
+async def primary_and_replica(directory: Path) -> AsyncIterator[Pair]:
+    """A primary and its replica, in sync; both stopped afterwards (a paused one is woken first)."""
+    primary = RedisNode(directory, "primary", FAST)
+    replica = RedisNode(directory, "replica", FAST)
+    try:
+        primary.launch()
+        await primary.wait_answers()
+        replica.args = ["--replicaof", "127.0.0.1", str(primary.port), *FAST]
+        replica.launch()
+        await replica.wait_answers()
+        found = Pair(primary, replica)
+        await found.replica_in_sync()
+        yield found
+    finally:
+        for node in (replica, primary):
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGCONT)
+            node.stop()
