@@ -42,30 +42,6 @@ HOP_BY_HOP = frozenset(
     }
 )
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
-#: What a client sends that frameworks behind a proxy believe about the request: its route (X-Original-URL,
-#: X-Rewrite-URL: Symfony, IIS, Laminas), method, prefix and port, and the client's address. The gateway
-#: judged the request by its own path and address and writes X-Forwarded-For/-Proto/-Host itself; a
-#: client's copy of any of these would let the application serve what the gateway did not decide on.
-CLIENT_ROUTING_HEADERS = frozenset(
-    {
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-port",
-        "x-forwarded-prefix",
-        "x-forwarded-server",
-        "x-forwarded-uri",
-        "x-forwarded-method",
-        "x-original-url",
-        "x-original-uri",
-        "x-original-method",
-        "x-rewrite-url",
-        "x-real-ip",
-        "x-client-ip",
-        "true-client-ip",
-    }
-)
 _COOKIE_PREFIXES = ("__host-", "__secure-")
 CHUNK = 64 * 1024
 SMALL_BODY = 64 * 1024
@@ -104,12 +80,7 @@ def build_upstream_headers(
     cookies: list[str] = []
     for name, value in incoming:
         lowered = name.lower()
-        if (
-            lowered in HOP_BY_HOP
-            or lowered in connection_tokens
-            or lowered in CLIENT_ROUTING_HEADERS
-            or normalize_header_name(name) in protected
-        ):
+        if lowered in HOP_BY_HOP or lowered in connection_tokens or normalize_header_name(name) in protected:
             continue
         if lowered == "cookie":
             cookies.append(value)
