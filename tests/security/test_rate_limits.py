@@ -12,42 +12,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
-from aiohttp import web
-from multidict import CIMultiDict
 
+from tests.security.test_gaps_ciba import CIBA_GRANT, CibaOP
 from tests.support.echo import EchoUpstream
-from tests.support.fake_op import SSN, FakeOP, HeadlessStart, OpStack, fetch, wait_ready
+from tests.support.fake_op import SSN, OpStack, fetch, wait_ready
 from tests.support.gateway import run_gateway
 from tests.support.ports import free_port
 from tests.support.redis_server import redis_server
 from tests.support.stack import base_config
 
-CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 START = "/_auth/headless/start"
 OTHER_SSN = "196802020575"  # another valid Swedish personnummer
 HTML = {"Accept": "text/html"}
-
-
-class CibaOP(FakeOP):
-    """FakeOP plus a CIBA backchannel authentication endpoint that records every start."""
-
-    async def _anything(self, request: web.Request) -> web.StreamResponse:
-        if request.method != "POST" or request.path != "/bc-authorize":
-            return await super()._anything(request)
-        form = dict(parse_qsl((await request.read()).decode()))
-        start = HeadlessStart(form=form, headers=CIMultiDict(request.headers), req_id=secrets.token_urlsafe(24),
-                              qr_data="", auto_start_token=str(uuid.uuid4()))
-        self.headless_starts.append(start)
-        return web.json_response({"auth_req_id": start.req_id, "expires_in": 120})
 
 
 @asynccontextmanager
