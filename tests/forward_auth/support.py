@@ -23,7 +23,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from gateway.protocol import jws
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
 from tests.support.stack import Stack, parse_forms, running_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,24 +82,6 @@ class Nginx:
         return (self.prefix / "stderr.log").read_text(errors="replace")
 
 
-async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
-    while loop.time() < deadline:
-        if process.returncode is not None:
-            raise AssertionError(f"nginx exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return
-    raise AssertionError(f"nginx did not listen on {port}:\n{log.read_text(errors='replace')}")
-
-
 @asynccontextmanager
 async def running_nginx(
     *, port: int, gateway: str, upstream: str, server_name: str = "127.0.0.1"
@@ -126,7 +108,7 @@ async def running_nginx(
                 stderr=err,
             )
         try:
-            await _wait_for_port(port, process, log)
+            await wait_for_port(port, process, log, name="nginx", timeout=START_TIMEOUT)
             yield Nginx(url=f"http://127.0.0.1:{port}", port=port, prefix=prefix, process=process)
         finally:
             if process.returncode is None:

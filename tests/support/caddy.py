@@ -4,7 +4,6 @@ stopped afterwards. No admin endpoint, no automatic HTTPS (the site address is h
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import sys
@@ -13,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.ports import wait_for_port
 
 START_TIMEOUT = 15.0
 
@@ -34,21 +35,6 @@ class Caddy:
         return self.log_file.read_text(encoding="utf-8", errors="replace")
 
 
-async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
-    while True:
-        if process.returncode is not None:
-            raise AssertionError(f"caddy exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"caddy did not listen on {port}:\n{log.read_text(errors='replace')}")
-        await asyncio.sleep(0.05)
-
-
 @asynccontextmanager
 async def running_caddy(caddyfile: Path, *, port: int, environ: Mapping[str, str]) -> AsyncIterator[Caddy]:
     """``caddy run`` on ``caddyfile`` with ``environ`` for its {$NAME} placeholders."""
@@ -62,7 +48,7 @@ async def running_caddy(caddyfile: Path, *, port: int, environ: Mapping[str, str
             env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         )
     try:
-        await _wait_for_port(port, process, log_file)
+        await wait_for_port(port, process, log_file, name="caddy", timeout=START_TIMEOUT)
         yield Caddy(url=f"http://127.0.0.1:{port}", port=port, log_file=log_file)
     finally:
         if process.returncode is None:

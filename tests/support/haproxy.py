@@ -7,7 +7,6 @@ sent, which is what the gateway must read as one list (issue 15, item 3)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
 
 HAPROXY = Path("/usr/sbin/haproxy")
 START_TIMEOUT = 10.0
@@ -59,21 +58,6 @@ class HAProxy:
         return self.log_file.read_text(encoding="utf-8", errors="replace")
 
 
-async def _wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_TIMEOUT
-    while True:
-        if process.returncode is not None:
-            raise AssertionError(f"haproxy exited with {process.returncode}:\n{log.read_text(errors='replace')}")
-        with contextlib.suppress(OSError):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"haproxy did not listen on {port}:\n{log.read_text(errors='replace')}")
-        await asyncio.sleep(0.05)
-
-
 @asynccontextmanager
 async def running_haproxy(backend: str) -> AsyncIterator[HAProxy]:
     """HAProxy on a free loopback port forwarding to ``backend`` (``host:port``)."""
@@ -92,7 +76,7 @@ async def running_haproxy(backend: str) -> AsyncIterator[HAProxy]:
             str(binary), "-db", "-f", str(config), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
         )
     try:
-        await _wait_for_port(port, process, log_file)
+        await wait_for_port(port, process, log_file, name="haproxy", timeout=START_TIMEOUT)
         yield HAProxy(url=f"http://127.0.0.1:{port}", port=port, log_file=log_file)
     finally:
         if process.returncode is None:

@@ -8,8 +8,11 @@ race made CI fail once. Ports handed out in this process are never handed out tw
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import socket
+from pathlib import Path
 
 _LOW, _HIGH = 20000, 32000
 _handed_out: set[int] = set()
@@ -48,3 +51,24 @@ def free_port_run(count: int) -> int:
 
 def free_port() -> int:
     return free_port_run(1)
+
+
+async def wait_for_port(port: int, process: asyncio.subprocess.Process, log: Path, *, name: str,
+                        timeout: float = 10.0) -> None:
+    """Until a server the test started (``name``, logging to ``log``) accepts on ``port``; an AssertionError
+    with its log when it exits first or does not listen within ``timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if process.returncode is not None:
+            raise AssertionError(f"{name} exited with {process.returncode}:\n{log.read_text(errors='replace')}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+    raise AssertionError(f"{name} did not listen on {port}:\n{log.read_text(errors='replace')}")
