@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import yaml
 
-from gateway import config as gateway_config
+from gateway.config import schema as config_schema
 from tests.deploy.k8s import (
     CONFIG_PATH,
     DEPLOY,
@@ -152,11 +152,11 @@ def test_schema_knows_exactly_the_gateways_config_keys() -> None:
     """Kept in step with gateway/config.py: a new config key must be added to values.schema.json."""
     config = schema()["properties"]["config"]["properties"]
     provider = schema()["definitions"]["provider"]["properties"]
-    assert set(config) | CHART_OWNED == gateway_config._TOP_KEYS
-    assert set(provider) == gateway_config._PROVIDER_KEYS
-    assert set(config["session"]["properties"]) == gateway_config._SESSION_KEYS
-    assert set(config["assertion"]["properties"]) == gateway_config._ASSERTION_KEYS
-    assert set(config["rules"]["items"]["properties"]) == gateway_config._RULE_KEYS
+    assert set(config) | CHART_OWNED == config_schema.TOP_KEYS
+    assert set(provider) == config_schema.PROVIDER_KEYS
+    assert set(config["session"]["properties"]) == config_schema.SESSION_KEYS
+    assert set(config["assertion"]["properties"]) == config_schema.ASSERTION_KEYS
+    assert set(config["rules"]["items"]["properties"]) == config_schema.RULE_KEYS
 
 
 def chart_config(vals: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """docs/configuration.md is the loader's schema in prose: each section lists exactly the keys the loader
-accepts there (read from gateway/config.py itself), and every default written as one value is the loader's
-default (setting the key to it changes nothing)."""
+accepts there (gateway/config/schema.py, which the loader checks against), and every default written as one
+value is the loader's default (setting the key to it changes nothing)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from gateway import config
+from gateway.config import schema
 from gateway.protocol.claims import CANONICAL_CLAIMS
 from tests.docs.pages import DOCS
 
@@ -31,10 +32,6 @@ SECTIONS = {
     "rate_limits": "rate_limits",
     "rules": "rules[0]",
 }
-#: Key sets that config.py checks under a computed path (a list entry): which section they are.
-_LIST_SECTIONS = {"_PROVIDER_KEYS": "providers[0]", "_RULE_KEYS": "rules[0]"}
-
-
 def documented() -> dict[str, list[tuple[str, str]]]:
     """Section -> (key, default cell) of the first table under each `## ` heading."""
     tables: dict[str, list[tuple[str, str]]] = {}
@@ -48,30 +45,27 @@ def documented() -> dict[str, list[tuple[str, str]]]:
 
 
 def accepted() -> dict[str, set[str]]:
-    """Where -> keys, from every `problems.unknown_keys(path, data, KEYS)` call in gateway/config.py."""
-    tree = ast.parse(Path(config.__file__).read_text(encoding="utf-8"))
-    found: dict[str, set[str]] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unknown_keys":
-            prefix, _, keys = node.args
-            if isinstance(keys, ast.Call) and isinstance(keys.func, ast.Name) and keys.func.id == "set":
-                keys = keys.args[0]  # set(NAMES)
-            if isinstance(keys, ast.Name):
-                values = set(getattr(config, keys.id))
-                where = _LIST_SECTIONS.get(keys.id) if not isinstance(prefix, ast.Constant) else None
-            else:
-                values = set(ast.literal_eval(keys))
-                where = None
-            if where is None:
-                assert isinstance(prefix, ast.Constant), f"config.py:{node.lineno}: add its section to this test"
-                where = str(prefix.value).rstrip(".")
-            found[where] = values
-    return found
+    """Where -> keys: the loader's schema (gateway/config/schema.py)."""
+    return {where: set(keys) for where, keys in schema.SECTIONS.items()}
+
+
+def test_the_loader_checks_keys_only_against_the_schema() -> None:
+    """Every `problems.unknown_keys(path, data, KEYS)` in gateway/config/ passes a key set of schema.py that
+    SECTIONS lists, so the page, the Helm schema and the loader cannot drift apart."""
+    names = {name for name, value in vars(schema).items() if any(value is keys for keys in schema.SECTIONS.values())}
+    calls = 0
+    for module in sorted(Path(config.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "unknown_keys":
+                keys = node.args[2]
+                assert isinstance(keys, ast.Name) and keys.id in names, f"{module.name}:{node.lineno}: use schema.py"
+                calls += 1
+    assert calls == len(schema.SECTIONS)
 
 
 def test_every_section_of_the_loader_is_documented() -> None:
     loader = accepted()
-    assert set(loader) | {"headers"} == set(documented()), "a key set of config.py has no section on the page"
+    assert set(loader) | {"headers"} == set(documented()), "a section of the schema has no section on the page"
 
 
 @pytest.mark.parametrize("where", sorted(SECTIONS.values()))

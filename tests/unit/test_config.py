@@ -20,7 +20,7 @@ from gateway.config import (
     load_file,
     load_settings,
 )
-from gateway.config_reader import parse_duration, parse_host_port
+from gateway.config.reader import parse_duration, parse_host_port
 from gateway.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

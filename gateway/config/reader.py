@@ -1,13 +1,13 @@
 """Reading a parsed configuration document (leaf layer): typed access to its values, ``${VAR}``
 expansion, durations, host:port and URLs, with every wrong value recorded as a problem that names the key
-and the fix (config.py turns them into one ConfigError)."""
+and the fix (settings.py turns them into one ConfigError)."""
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +26,7 @@ class Problems:
     def add(self, path: str, message: str) -> None:
         self.items.append(f"{path}: {message}")
 
-    def unknown_keys(self, path: str, given: Mapping[str, Any], known: set[str]) -> None:
+    def unknown_keys(self, path: str, given: Mapping[str, Any], known: Collection[str]) -> None:
         for key in given:
             if key not in known:
                 close = difflib.get_close_matches(str(key), sorted(known), n=1)

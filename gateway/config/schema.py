@@ -1,0 +1,96 @@
+"""The keys the loader accepts, per section: the one schema that unknown keys are checked against and that
+docs/configuration.md and the Helm chart's values.schema.json are tested against (tests/docs, tests/deploy)."""
+
+from __future__ import annotations
+
+from gateway.protocol.rate_limit import LIMIT_NAMES
+
+TOP_KEYS = frozenset(
+    {
+        "listen",
+        "public_url",
+        "upstream",
+        "providers",
+        "session",
+        "headers",
+        "header_encoding",
+        "assertion",
+        "public_paths",
+        "trusted_proxies",
+        "metrics",
+        "upstream_timeouts",
+        "default_provider",
+        "direct_login_redirect",
+        "log_level",
+        "allowed_redirect_domains",
+        "rules",
+        "shutdown_grace",
+        "rate_limits",
+        "forward_auth",
+    }
+)
+PROVIDER_KEYS = frozenset(
+    {
+        "name",
+        "flow",
+        "issuer",
+        "client_id",
+        "client_auth",
+        "client_secret",
+        "private_key_file",
+        "private_key_id",
+        "assertion_audience",
+        "display_name",
+        "scopes",
+        "acr_values",
+        "require_acr",
+        "prompt",
+        "login_hint",
+        "ui_locales",
+        "response_mode",
+        "claims",
+        "required_claims",
+        "id_token_algorithms",
+        "timeout",
+        "headless_authorize_endpoint",
+        "backchannel_authentication_endpoint",
+        "grant_type",
+        "poll_interval",
+        "login_hint_format",
+        "binding_message",
+        "refresh_tokens",
+    }
+)
+SESSION_KEYS = frozenset(
+    {
+        "secret",
+        "previous_secrets",
+        "lifetime",
+        "idle_timeout",
+        "cookie_name",
+        "login_timeout",
+        "cookie_domain",
+        "store",
+        "store_prefix",
+        "store_timeout",
+    }
+)
+ASSERTION_KEYS = frozenset({"header", "signing_key_file", "published_key_files", "audience", "ttl"})
+RULE_KEYS = frozenset({"host", "path_prefix", "require"})
+METRICS_KEYS = frozenset({"listen"})
+FORWARD_AUTH_KEYS = frozenset({"listen"})
+UPSTREAM_TIMEOUT_KEYS = frozenset({"connect", "read"})
+RATE_LIMIT_KEYS = frozenset(LIMIT_NAMES)
+
+#: Where a section's keys sit in a document ("" is the top level; "[0]" stands for every list entry).
+SECTIONS: dict[str, frozenset[str]] = {
+    "": TOP_KEYS,
+    "providers[0]": PROVIDER_KEYS,
+    "session": SESSION_KEYS,
+    "assertion": ASSERTION_KEYS,
+    "rules[0]": RULE_KEYS,
+    "metrics": METRICS_KEYS,
+    "forward_auth": FORWARD_AUTH_KEYS,
+    "upstream_timeouts": UPSTREAM_TIMEOUT_KEYS,
+    "rate_limits": RATE_LIMIT_KEYS,
+}

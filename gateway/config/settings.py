@@ -1,0 +1,198 @@
+"""The whole configuration: the Settings type, and ``load_settings`` / ``load_file``, which read every section
+(one module each, keys in schema.py) and raise one ConfigError listing every problem, each prefixed by its key
+path and followed by the fix.
+
+Leaf layer: no I/O beyond reading the config file in ``load_file``. Key files are only checked for presence
+here; ``runtime.py`` loads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from gateway.config.assertion import (
+    HEADER_ENCODINGS,
+    AssertionSettings,
+    check_header_names_distinct,
+    load_assertion,
+    load_headers,
+)
+from gateway.config.listeners import load_forward_auth_listen, load_listen, load_metrics_listen
+from gateway.config.providers import ProviderSettings, load_providers
+from gateway.config.rate_limits import DEFAULT_RATE_LIMITS, load_rate_limits
+from gateway.config.reader import Problems, Reader, check_url, expand_env
+from gateway.config.rules import load_rules
+from gateway.config.schema import TOP_KEYS, UPSTREAM_TIMEOUT_KEYS
+from gateway.config.session import SessionSettings, load_session
+from gateway.errors import ConfigError
+from gateway.policy import Rule
+from gateway.protocol.paths import validate_public_path_pattern
+from gateway.protocol.rate_limit import Limit
+from gateway.protocol.redirect_target import parse_redirect_domain
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTimeouts:
+    connect: float = 5.0
+    read: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen_host: str
+    listen_port: int
+    public_url: str
+    upstream: str
+    providers: tuple[ProviderSettings, ...]
+    session: SessionSettings
+    headers: Mapping[str, str]
+    assertion: AssertionSettings
+    header_encoding: str = "rfc8187"
+    public_paths: tuple[str, ...] = ()
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    metrics_listen: tuple[str, int] | None = None
+    upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()
+    default_provider: str = ""
+    direct_login_redirect: bool = False
+    log_level: str = "info"
+    allowed_redirect_domains: tuple[tuple[str, int | None], ...] = ()
+    rules: tuple[Rule, ...] = ()
+    shutdown_grace: float = 10.0
+    rate_limits: Mapping[str, Limit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    #: A listener of its own for /_auth/verify; when set, the public listener answers 404 there.
+    forward_auth_listen: tuple[str, int] | None = None
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+
+def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, base_dir: Path | None = None) -> Settings:
+    """Turn a parsed config document into Settings, or raise ConfigError with every problem."""
+    problems = Problems()
+    environ = os.environ if environ is None else environ
+    base = base_dir or Path.cwd()
+    if not isinstance(document, dict):
+        raise ConfigError(["(top level): the config must be a YAML mapping; start from config/example.yaml"])
+    data = expand_env(document, environ, "", problems)
+    problems.unknown_keys("", data, TOP_KEYS)
+    r = Reader(data, "", problems)
+
+    listen = load_listen(data, problems)
+    public_url = r.string("public_url", required=True)
+    check_url(problems, "public_url", public_url)
+    if public_url and urlsplit(public_url).path not in ("", "/"):
+        problems.add("public_url", "must be an origin without a path, e.g. https://app.example.com")
+    upstream = r.string("upstream", required=True)
+    if upstream:
+        parts = urlsplit(upstream)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.add("upstream", "must be an http(s) URL of the protected application, e.g. http://127.0.0.1:8082")
+
+    providers = load_providers(data.get("providers"), problems, base)
+
+    session = load_session(r.mapping("session"), problems, public_url)
+
+    headers = load_headers(r.mapping("headers"), problems)
+    assertion = load_assertion(r.mapping("assertion") or {}, problems, base)
+    check_header_names_distinct(headers, assertion, problems)
+
+    public_paths = r.strings("public_paths")
+    for i, pattern in enumerate(public_paths):
+        message = validate_public_path_pattern(pattern)
+        if message:
+            problems.add(f"public_paths[{i}]", message)
+    trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for i, cidr in enumerate(r.strings("trusted_proxies")):
+        try:
+            trusted.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            problems.add(f"trusted_proxies[{i}]", "must be an IP address or CIDR, e.g. 10.0.0.0/8")
+    metrics_listen = load_metrics_listen(r.mapping("metrics"), problems, listen)
+    forward_auth_listen = load_forward_auth_listen(r.mapping("forward_auth") or {}, problems, listen, metrics_listen)
+    timeouts_raw = r.mapping("upstream_timeouts") or {}
+    problems.unknown_keys("upstream_timeouts.", timeouts_raw, UPSTREAM_TIMEOUT_KEYS)
+    tr = Reader(timeouts_raw, "upstream_timeouts.", problems)
+    # Unset with several providers: the login shows a choice page.
+    default_provider = r.string("default_provider", providers[0].name if len(providers) == 1 else "") or ""
+    default_entry = next((p for p in providers if p.name == default_provider), None)
+    if default_provider and default_entry is None:
+        problems.add("default_provider", f"names no provider; use one of {', '.join(p.name for p in providers)}")
+    direct_login_redirect = r.boolean("direct_login_redirect", False)
+    if direct_login_redirect and providers and not (default_provider and default_entry is None):  # else: said above
+        if default_entry is None:
+            problems.add(
+                "direct_login_redirect",
+                "needs one provider to send browsers to; set default_provider to a redirect-flow provider, "
+                "or remove direct_login_redirect",
+            )
+        elif default_entry.is_poll_flow:
+            problems.add(
+                "direct_login_redirect",
+                f"default_provider {default_entry.name!r} uses the {default_entry.flow} flow, which has no "
+                "provider page to redirect to; remove direct_login_redirect or set default_provider to a "
+                "redirect-flow provider",
+            )
+
+    allowed_domains: list[tuple[str, int | None]] = []
+    for i, entry in enumerate(r.strings("allowed_redirect_domains")):
+        parsed_domain = parse_redirect_domain(entry)
+        if parsed_domain is None:
+            problems.add(
+                f"allowed_redirect_domains[{i}]", "must be a host (app.example.com) or .example.com, optional :port"
+            )
+        else:
+            allowed_domains.append(parsed_domain)
+    settings = Settings(
+        listen_host=listen[0] if listen else "127.0.0.1",
+        listen_port=listen[1] if listen else 8080,
+        public_url=(public_url or "").rstrip("/"),
+        upstream=(upstream or "").rstrip("/"),
+        providers=providers,
+        session=session,
+        headers=headers,
+        assertion=assertion,
+        header_encoding=r.choice("header_encoding", HEADER_ENCODINGS, "rfc8187"),
+        public_paths=public_paths,
+        trusted_proxies=tuple(trusted),
+        metrics_listen=metrics_listen,
+        upstream_timeouts=UpstreamTimeouts(connect=tr.duration("connect", 5.0), read=tr.duration("read", 60.0)),
+        default_provider=default_provider,
+        direct_login_redirect=direct_login_redirect,
+        log_level=r.choice("log_level", ("debug", "info", "warning", "error"), "info"),
+        allowed_redirect_domains=tuple(allowed_domains),
+        rules=load_rules(data.get("rules"), problems),
+        shutdown_grace=r.duration("shutdown_grace", 10.0),
+        rate_limits=load_rate_limits(r.mapping("rate_limits"), problems),
+        forward_auth_listen=forward_auth_listen,
+    )
+    if problems.items:
+        raise ConfigError(problems.items)
+    return settings
+
+
+def load_file(path: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read a YAML config file; relative key-file paths resolve against the file's directory."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from exc
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: not valid YAML{where}; check the indentation and quoting"]) from exc
+    return load_settings(document, environ, base_dir=file.resolve().parent)
