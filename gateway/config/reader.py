@@ -129,6 +129,19 @@ class Reader:
             return default
         return str(value)
 
+    def switch(self, name: str, words: tuple[str, ...], default: str) -> str:
+        """A setting spelled as a word (``par: off``, ``userinfo: on``). YAML 1.1 loaders such as PyYAML read
+        a bare on/off/yes/no as a boolean, so true stands for "on" and false for "off" where those are words."""
+        value = self.data.get(name, default)
+        if isinstance(value, bool):
+            word = "on" if value else "off"
+            if word in words:
+                return word
+        elif isinstance(value, str) and value in words:
+            return value
+        self.problems.add(self.key(name), f"must be one of {', '.join(words)}")
+        return default
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.data.get(name, default)
         if not isinstance(value, bool):
