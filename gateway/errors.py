@@ -107,6 +107,14 @@ class IdpUnavailableError(GatewayError):
     public_message = "The identity provider could not be reached. Please try again later."
 
 
+class ProviderRefusedError(IdpUnavailableError):
+    """502: the identity provider answered our back-channel request (a pushed authorization request, UserInfo)
+    with a refusal; ``reason`` names its error code. Not the person's fault, and not fixed by retrying at once."""
+
+    code = "provider_refused"
+    public_message = "The identity provider refused to start the login. Please try again later or contact support."
+
+
 class UpstreamError(GatewayError):
     status = 502
     code = "upstream_error"

@@ -234,7 +234,7 @@ def load_key_files(settings: Settings) -> KeyMaterial:
             problems.append(f"assertion.published_key_files[{i}]: {exc}")
     client_keys: dict[str, SigningKey] = {}
     for i, provider in enumerate(settings.providers):
-        if provider.client_auth == "private_key_jwt" and provider.private_key_file:
+        if provider.private_key_file:  # private_key_jwt, and the signature of request objects
             try:
                 client_keys[provider.name] = keys.load_signing_key(
                     Path(provider.private_key_file), kid=provider.private_key_id

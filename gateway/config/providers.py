@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.config.reader import Problems, Reader, check_url
 from gateway.config.schema import PROVIDER_KEYS
+from gateway.protocol.authorization_request import NATIONAL_ID_PLACEHOLDER
 from gateway.protocol.claims import CANONICAL_CLAIMS, validate_claim_mapping
 from gateway.protocol.jws import ASYMMETRIC_ALGORITHMS
 
@@ -17,6 +18,9 @@ CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key
 FLOWS = ("redirect", "headless", "ciba")
 POLL_FLOWS = ("headless", "ciba")
 RESPONSE_MODES = ("query", "form_post")
+PAR_MODES = ("auto", "required", "off")
+REQUEST_OBJECT_MODES = ("off", "signed", "encrypted")
+USERINFO_MODES = ("off", "on", "signed")
 _PROVIDER_NAME = re.compile(r"^[a-z0-9-]{1,32}\Z")
 
 
@@ -51,6 +55,15 @@ class ProviderSettings:
     login_hint_format: str = "{ssn}"
     binding_message: str | None = None
     refresh_tokens: bool = True
+    # How the authorization request travels (issue 16): pushed (RFC 9126) and/or as a request object (RFC 9101).
+    par: str = "auto"
+    request_object: str = "off"
+    # UserInfo after the token exchange: off, on (JSON or a signed JWT), or signed (a JWT only).
+    userinfo: str = "off"
+    #: Largest ID token, UserInfo answer or request object accepted (Idura and Freja answers can reach 64 KiB).
+    max_token_bytes: int = 64 * 1024
+    #: Forms of login_hint an application may ask for on /_auth/login (BankID Norway: BID, BID:{national_id}).
+    allowed_login_hints: tuple[str, ...] = ()
 
     @property
     def is_poll_flow(self) -> bool:
@@ -76,16 +89,23 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
     private_key_file = r.string("private_key_file")
     if client_auth.startswith("client_secret") and not client_secret:
         problems.add(r.key("client_secret"), f"is required for client_auth {client_auth}")
-    if client_auth == "private_key_jwt":
-        if not private_key_file:
-            problems.add(
-                r.key("private_key_file"), "is required for client_auth private_key_jwt (a PEM RSA or EC P-256 key)"
-            )
-        else:
-            resolved = base_dir / private_key_file
-            if not resolved.is_file():
-                problems.add(r.key("private_key_file"), f"file {resolved} does not exist")
-            private_key_file = str(resolved)
+    par = r.switch("par", PAR_MODES, "auto")
+    request_object = r.switch("request_object", REQUEST_OBJECT_MODES, "off")
+    for needs_key, what in (
+        (client_auth == "private_key_jwt", "client_auth private_key_jwt"),
+        (request_object != "off", f"request_object {request_object}"),
+    ):
+        if needs_key and not private_key_file:
+            problems.add(r.key("private_key_file"), f"is required for {what} (a PEM RSA or EC P-256 key)")
+            break
+    if private_key_file:
+        resolved = base_dir / private_key_file
+        if not resolved.is_file():
+            problems.add(r.key("private_key_file"), f"file {resolved} does not exist")
+        private_key_file = str(resolved)
+    max_token_bytes = r.integer("max_token_bytes", 64 * 1024)
+    if not 4096 <= max_token_bytes <= 1024 * 1024:
+        problems.add(r.key("max_token_bytes"), "must be between 4096 and 1048576 (bytes; 65536 suits every Nordic eID)")
     scopes = r.strings("scopes", ("openid",))
     if "openid" not in scopes:
         problems.add(r.key("scopes"), "must include openid")
@@ -131,6 +151,22 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
     login_hint_format = r.string("login_hint_format", "{ssn}") or "{ssn}"
     if login_hint_format.count("{ssn}") != 1 or login_hint_format.replace("{ssn}", "").count("{"):
         problems.add(r.key("login_hint_format"), "must contain {ssn} exactly once, e.g. {ssn} or sub:ssn:{ssn}")
+    allowed_login_hints = r.strings("allowed_login_hints")
+    for hint in allowed_login_hints:
+        if hint.count("{") != hint.count(NATIONAL_ID_PLACEHOLDER) or hint.count(NATIONAL_ID_PLACEHOLDER) > 1:
+            problems.add(
+                r.key("allowed_login_hints"), f"'{hint}': the only placeholder is {{national_id}}, at most once"
+            )
+        elif NATIONAL_ID_PLACEHOLDER in hint and par != "required" and request_object != "encrypted":
+            problems.add(
+                r.key("allowed_login_hints"),
+                f"'{hint}' puts a national identity number in the login request: set par: required or "
+                "request_object: encrypted, so that it never travels in a URL in clear",
+            )
+    if flow != "redirect" and (par == "required" or request_object != "off"):
+        problems.add(
+            r.key("par" if par == "required" else "request_object"), "applies to flow: redirect only; remove it"
+        )
     return ProviderSettings(
         name=name,
         flow=flow,
@@ -160,6 +196,11 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
         login_hint_format=login_hint_format,
         binding_message=r.string("binding_message"),
         refresh_tokens=r.boolean("refresh_tokens", True),
+        par=par,
+        request_object=request_object,
+        userinfo=r.switch("userinfo", USERINFO_MODES, "off"),
+        max_token_bytes=max_token_bytes,
+        allowed_login_hints=allowed_login_hints,
     )
 
 

@@ -142,6 +142,13 @@ class Reader:
         self.problems.add(self.key(name), f"must be one of {', '.join(words)}")
         return default
 
+    def integer(self, name: str, default: int) -> int:
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problems.add(self.key(name), "must be a whole number")
+            return default
+        return value
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.data.get(name, default)
         if not isinstance(value, bool):

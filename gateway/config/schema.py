@@ -59,6 +59,11 @@ PROVIDER_KEYS = frozenset(
         "login_hint_format",
         "binding_message",
         "refresh_tokens",
+        "par",
+        "request_object",
+        "userinfo",
+        "max_token_bytes",
+        "allowed_login_hints",
     }
 )
 SESSION_KEYS = frozenset(

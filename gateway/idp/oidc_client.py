@@ -15,7 +15,8 @@ import aiohttp
 
 from gateway.config import ProviderSettings
 from gateway.errors import IdpUnavailableError, TokenValidationError
-from gateway.protocol import jws, oidc, strict_json
+from gateway.protocol import authorization_request, jws, oidc, strict_json
+from gateway.protocol.authorization_request import PushedRequest
 from gateway.protocol.jws import PublicKey, SigningKey
 
 DISCOVERY_TTL = 3600.0
@@ -125,8 +126,9 @@ class OidcClient:
         if not self._keys:
             await self.refresh_keys(force=True)
         algorithms = self.settings.id_token_algorithms
+        max_bytes = self.settings.max_token_bytes
         try:
-            return jws.verify(token, self._keys, algorithms=algorithms)
+            return jws.verify(token, self._keys, algorithms=algorithms, max_bytes=max_bytes)
         except jws.JoseError as exc:
             if exc.reason not in ("unknown_kid", "no_matching_key"):
                 raise TokenValidationError(exc.reason) from exc
@@ -137,12 +139,15 @@ class OidcClient:
             if not refreshed:
                 raise TokenValidationError(exc.reason) from exc
             try:
-                return jws.verify(token, self._keys, algorithms=algorithms)
+                return jws.verify(token, self._keys, algorithms=algorithms, max_bytes=max_bytes)
             except jws.JoseError as again:
                 raise TokenValidationError(again.reason) from again
 
-    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
-        """Signature with the provider's keys, then the claims (OIDC Core §3.1.3.7)."""
+    async def verify_id_token(
+        self, id_token: str, *, nonce: str | None, acr_values: tuple[str, ...] | None = None
+    ) -> dict[str, Any]:
+        """Signature with the provider's keys, then the claims (OIDC Core §3.1.3.7). ``acr_values`` are the
+        ones this login asked for, when they differ from the provider's configured ones."""
         metadata = await self.metadata()
         claims = await self.verify_signature(id_token)
         oidc.validate_id_token_claims(
@@ -151,10 +156,82 @@ class OidcClient:
             client_id=self.settings.client_id,
             now=self._clock(),
             nonce=nonce,
-            acr_values=self.settings.acr_values,
+            acr_values=self.settings.acr_values if acr_values is None else acr_values,
             require_acr=self.settings.require_acr,
         )
         return claims
+
+    def sign_request_object(self, params: dict[str, str], *, audience: str) -> str:
+        """RFC 9101: the authorization parameters as a JWT signed with our client key (typ oauth-authz-req+jwt)."""
+        if self._client_key is None:
+            raise IdpUnavailableError("request_object_key_missing")  # config requires the key; never reached
+        claims = authorization_request.request_object_claims(
+            params, client_id=self.settings.client_id, audience=audience, now=self._clock()
+        )
+        return jws.sign(claims, self._client_key, typ="oauth-authz-req+jwt")
+
+    async def encrypt_request_object(self, signed: str) -> str:
+        """RFC 9101 §6.1: the signed request object encrypted to the provider's encryption key (nested JWT)."""
+        raise IdpUnavailableError("request_object_encryption_unsupported")  # JWE lands with the jose branch
+
+    async def push_authorization_request(self, form: dict[str, str]) -> PushedRequest:
+        """RFC 9126 §2: POST the request to the PAR endpoint, authenticated like the token request."""
+        metadata = await self.metadata()
+        if metadata.pushed_authorization_request_endpoint is None:
+            raise IdpUnavailableError("par_endpoint_missing")
+        status, document = await self.post_authenticated("par", metadata.pushed_authorization_request_endpoint, form)
+        return authorization_request.parse_par_response(status, document)
+
+    async def fetch_userinfo(self, access_token: str | None, *, subject: str) -> dict[str, Any]:
+        """OIDC Core §5.3: the UserInfo answer for this login's access token, as JSON or a signed JWT
+        (``userinfo: signed`` accepts only the JWT), checked by oidc.validate_userinfo against the ID token's
+        subject. Every failure refuses the login."""
+        metadata = await self.metadata()
+        if metadata.userinfo_endpoint is None:
+            raise IdpUnavailableError("userinfo_endpoint_missing")
+        if not access_token:
+            raise TokenValidationError("userinfo_without_access_token")
+        limit = self.settings.max_token_bytes
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(5.0, self.settings.timeout))
+            headers = {"Authorization": "Bearer " + access_token, "Accept": "application/jwt, application/json"}
+            async with self._http.get(metadata.userinfo_endpoint, headers=headers, timeout=timeout) as resp:
+                body = await resp.content.read(limit + 1)
+                status, content_type = resp.status, resp.content_type
+            outcome = "ok" if status == 200 else f"http_{status // 100}xx"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise IdpUnavailableError("userinfo_unreachable") from exc
+        finally:
+            self._observe("userinfo", outcome, time.perf_counter() - started)
+        if status >= 500:
+            raise IdpUnavailableError("userinfo_endpoint_error")
+        if status != 200:
+            raise TokenValidationError("userinfo_refused")
+        if len(body) > limit:
+            raise TokenValidationError("userinfo_too_large")
+        if content_type == "application/jwt":
+            try:
+                token = body.decode("ascii").strip()
+            except UnicodeDecodeError as exc:
+                raise TokenValidationError("userinfo_malformed") from exc
+            claims = await self.open_jwt(token)
+        elif content_type == "application/json" and self.settings.userinfo != "signed":
+            try:
+                claims = strict_json.loads(body)
+            except ValueError as exc:
+                raise TokenValidationError("userinfo_malformed") from exc
+        else:
+            raise TokenValidationError(
+                "userinfo_not_signed" if content_type == "application/json" else "userinfo_content_type"
+            )
+        oidc.validate_userinfo(claims, issuer=metadata.issuer, client_id=self.settings.client_id, subject=subject)
+        return claims
+
+    async def open_jwt(self, token: str) -> dict[str, Any]:
+        """A JWT from this provider, signature verified with its JWKS."""
+        return await self.verify_signature(token)
 
     async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> oidc.TokenSet:
         metadata = await self.metadata()

@@ -52,6 +52,9 @@ class ProviderMetadata:
     end_session_endpoint: str | None = None
     backchannel_authentication_endpoint: str | None = None
     iss_parameter_supported: bool = False
+    pushed_authorization_request_endpoint: str | None = None
+    #: What discovery says; Keycloak-based OPs say false even when our client's registration requires PAR.
+    require_pushed_authorization_requests: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +85,12 @@ def parse_provider_metadata(document: Any, *, expected_issuer: str) -> ProviderM
             raise IdpUnavailableError("discovery_malformed")
     optional = {
         n: document.get(n) if _endpoint_ok(document.get(n)) else None
-        for n in ("userinfo_endpoint", "end_session_endpoint", "backchannel_authentication_endpoint")
+        for n in (
+            "userinfo_endpoint",
+            "end_session_endpoint",
+            "backchannel_authentication_endpoint",
+            "pushed_authorization_request_endpoint",
+        )
     }
     return ProviderMetadata(
         issuer=expected_issuer,
@@ -93,6 +101,8 @@ def parse_provider_metadata(document: Any, *, expected_issuer: str) -> ProviderM
         end_session_endpoint=optional["end_session_endpoint"],
         backchannel_authentication_endpoint=optional["backchannel_authentication_endpoint"],
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+        pushed_authorization_request_endpoint=optional["pushed_authorization_request_endpoint"],
+        require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
     )
 
 
@@ -107,8 +117,7 @@ def make_pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def build_authorization_url(
-    metadata: ProviderMetadata,
+def authorization_parameters(
     *,
     client_id: str,
     redirect_uri: str,
@@ -121,36 +130,57 @@ def build_authorization_url(
     prompt: str | None = None,
     login_hint: str | None = None,
     ui_locales: Sequence[str] = (),
-) -> str:
+    max_age: int | None = None,
+) -> dict[str, str]:
+    """The authorization request's parameters (OIDC Core §3.1.2.1), whichever way they travel: in the
+    redirect's query, pushed (RFC 9126) or inside a request object (RFC 9101)."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": " ".join(scopes),
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+    }
+    if response_mode != "query":
+        params["response_mode"] = response_mode
+    if acr_values:
+        params["acr_values"] = " ".join(acr_values)
+    if prompt:
+        params["prompt"] = prompt
+    if max_age is not None:
+        params["max_age"] = str(max_age)
+    if login_hint:
+        params["login_hint"] = login_hint
+    if ui_locales:
+        params["ui_locales"] = " ".join(ui_locales)
+    return params
+
+
+#: Values new in every login (or taken from the request): percent-encoded each time, never cached.
+_FRESH_VALUES = frozenset({"state", "nonce", "code_challenge", "login_hint", "ui_locales", "request", "request_uri"})
+
+
+def authorization_url(endpoint: str, params: Mapping[str, str]) -> str:
     # The same as urlencode(params, quote_via=quote), but the values that repeat from login to login are
     # percent-encoded once: urllib's quoting was a seventh of the gateway's time per login redirect.
-    fixed = _quoted_fixed
-    query = [
-        "response_type=code",
-        "client_id=" + fixed(client_id),
-        "redirect_uri=" + fixed(redirect_uri),
-        "scope=" + fixed(" ".join(scopes)),
-        "state=" + quote(state, safe=""),
-        "nonce=" + quote(nonce, safe=""),
-        "code_challenge=" + quote(code_challenge, safe=""),
-        "code_challenge_method=S256",
-    ]
-    if response_mode != "query":
-        query.append("response_mode=" + fixed(response_mode))
-    if acr_values:
-        query.append("acr_values=" + fixed(" ".join(acr_values)))
-    if prompt:
-        query.append("prompt=" + fixed(prompt))
-    if login_hint:
-        query.append("login_hint=" + quote(login_hint, safe=""))
-    if ui_locales:
-        query.append("ui_locales=" + quote(" ".join(ui_locales), safe=""))  # often from Accept-Language
-    return metadata.authorization_endpoint + _query_separator(metadata.authorization_endpoint) + "&".join(query)
+    query = "&".join(
+        name + "=" + (quote(value, safe="") if name in _FRESH_VALUES else _quoted_fixed(value))
+        for name, value in params.items()
+    )
+    return endpoint + _query_separator(endpoint) + query
+
+
+def build_authorization_url(metadata: ProviderMetadata, **parameters: Any) -> str:
+    """The plain front-channel request: every parameter in the redirect's query."""
+    return authorization_url(metadata.authorization_endpoint, authorization_parameters(**parameters))
 
 
 @lru_cache(maxsize=1024)
 def _quoted_fixed(value: str) -> str:
-    """Percent-encoding of a value that comes from configuration (never from the request)."""
+    """Percent-encoding of a value that comes from configuration (never from the request), or a fixed word."""
     return quote(value, safe="")
 
 
@@ -388,3 +418,39 @@ def validate_id_token_claims(
         assert auth_time is not None
         if now > auth_time + max_age + CLOCK_SKEW:
             raise TokenValidationError("auth_time")
+
+
+def validate_userinfo(claims: Any, *, issuer: str, client_id: str, subject: str) -> None:
+    """OIDC Core §5.3.2-5.3.4: the answer is a JSON object whose ``sub`` is the ID token's (else it may be
+    someone else's answer: token substitution); a signed answer's iss and aud, when present, are ours."""
+    if not isinstance(claims, Mapping):
+        raise TokenValidationError("userinfo_malformed")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not hmac.compare_digest(sub.encode(), subject.encode()):
+        raise TokenValidationError("userinfo_sub_mismatch")
+    if "iss" in claims and claims["iss"] != issuer:
+        raise TokenValidationError("userinfo_issuer")
+    if "aud" in claims:
+        aud = claims["aud"]
+        audiences = [aud] if isinstance(aud, str) else aud
+        if not isinstance(audiences, list) or client_id not in audiences:
+            raise TokenValidationError("userinfo_audience")
+
+
+#: Claims about the token or the authentication event: they come from the ID token only, never UserInfo.
+ID_TOKEN_ONLY_CLAIMS = frozenset(
+    {"iss", "aud", "azp", "exp", "iat", "nbf", "jti", "nonce", "sid", "acr", "amr", "auth_time", "at_hash", "c_hash"}
+)
+
+
+def merge_userinfo(id_token_claims: Mapping[str, Any], userinfo: Mapping[str, Any]) -> dict[str, Any]:
+    """The claims a login maps: the ID token's, and UserInfo's for those the ID token lacks (BankID Norway's
+    nnin, Signicat's nin). A claim in both must have the same value: two answers are refused, not chosen from."""
+    merged = dict(id_token_claims)
+    for name, value in userinfo.items():
+        if name in ID_TOKEN_ONLY_CLAIMS:
+            continue
+        if name in merged and merged[name] != value:
+            raise TokenValidationError("userinfo_conflict")
+        merged[name] = value
+    return merged

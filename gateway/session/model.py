@@ -138,6 +138,9 @@ class PendingLogin:
     provider: str
     return_to: str
     created: float
+    #: The acr_values this login asked for when the application chose them (/_auth/login?acr_values=...):
+    #: the ID token must match these, not merely the provider's configured ones.
+    acr_values: tuple[str, ...] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -147,6 +150,7 @@ class PendingLogin:
             "p": self.provider,
             "r": self.return_to,
             "t": self.created,
+            **({"a": list(self.acr_values)} if self.acr_values is not None else {}),
         }
 
     @classmethod
@@ -161,8 +165,21 @@ class PendingLogin:
             or isinstance(created, bool)
         ):
             return None
+        acr_values = item.get("a")
+        if acr_values is not None and (
+            not isinstance(acr_values, list) or not acr_values or not all(isinstance(a, str) for a in acr_values)
+        ):
+            return None
         s, n, v, p, r = values
-        return cls(state=s, nonce=n, code_verifier=v, provider=p, return_to=r, created=float(created))  # type: ignore[arg-type]
+        return cls(
+            state=s,  # type: ignore[arg-type]
+            nonce=n,  # type: ignore[arg-type]
+            code_verifier=v,  # type: ignore[arg-type]
+            provider=p,  # type: ignore[arg-type]
+            return_to=r,  # type: ignore[arg-type]
+            created=float(created),
+            acr_values=tuple(acr_values) if acr_values is not None else None,
+        )
 
 
 def add_pending(pending: list[PendingLogin], login: PendingLogin) -> list[PendingLogin]:
