@@ -59,6 +59,8 @@ PROVIDER_KEYS = frozenset(
         "login_hint_format",
         "binding_message",
         "refresh_tokens",
+        "encryption_key_file",
+        "previous_encryption_key_files",
     }
 )
 SESSION_KEYS = frozenset(

@@ -16,7 +16,7 @@ import aiohttp
 from gateway.config import ProviderSettings
 from gateway.errors import IdpUnavailableError, TokenValidationError
 from gateway.protocol import jws, oidc, strict_json
-from gateway.protocol.jws import PublicKey, SigningKey
+from gateway.protocol.jws import DecryptionKey, EncryptionPublicKey, PublicKey, SigningKey
 
 DISCOVERY_TTL = 3600.0
 #: An unknown kid triggers at most one JWKS fetch per this many seconds (attacks.md T31).
@@ -39,17 +39,22 @@ class OidcClient:
         http: aiohttp.ClientSession,
         *,
         client_key: SigningKey | None = None,
+        encryption_keys: tuple[DecryptionKey, ...] = (),
         clock: Callable[[], float] = time.time,
         observe: Observer = _ignore,
     ) -> None:
         self.settings = settings
         self._http = http
         self._client_key = client_key
+        # Ours (encryption_key_file + previous ones): what the OP encrypts ID tokens / UserInfo to.
+        self._encryption_keys = encryption_keys
         self._clock = clock
         self._observe = observe
         self._metadata: oidc.ProviderMetadata | None = None
         self._metadata_fetched = 0.0
         self._keys: tuple[PublicKey, ...] = ()
+        # The OP's use: enc keys (request objects are encrypted to one of them).
+        self._op_encryption_keys: tuple[EncryptionPublicKey, ...] = ()
         # When a token with an unknown kid last made us fetch: such fetches are rate-limited, the
         # start-up fetch is not counted (a key rotated right after start must still be picked up).
         self._unknown_kid_fetched = float("-inf")
@@ -108,12 +113,14 @@ class OidcClient:
         try:
             document = await self._get_json("jwks", metadata.jwks_uri)
             keys = jws.parse_jwks(document)
+            encryption_keys = jws.parse_encryption_jwks(document)
         except (IdpUnavailableError, jws.JoseError):
             self.on_jwks_refresh("error")
             raise
         self.on_jwks_refresh("ok")
-        changed = keys != self._keys
+        changed = keys != self._keys or encryption_keys != self._op_encryption_keys
         self._keys = keys
+        self._op_encryption_keys = encryption_keys
         return changed
 
     async def warm_up(self) -> None:
@@ -141,10 +148,50 @@ class OidcClient:
             except jws.JoseError as again:
                 raise TokenValidationError(again.reason) from again
 
-    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
-        """Signature with the provider's keys, then the claims (OIDC Core §3.1.3.7)."""
+    async def open_jwt(self, token: str) -> dict[str, Any]:
+        """The payload of a JWT from this provider: a JWS, or a JWS encrypted to one of our keys.
+
+        A JWE is decrypted with encryption_key_file (or a previous one), must hold a JWS, and that JWS is
+        verified like any other (one rate-limited JWKS refresh on an unknown kid). Without
+        encryption_key_file a JWE is refused ("encrypted_token_without_key"). Raises
+        TokenValidationError(reason), reason safe for the metric label. For ID tokens and JWT UserInfo.
+        """
+        try:
+            inner = jws.unwrap_nested(token, self._encryption_keys)
+        except jws.JoseError as exc:
+            raise TokenValidationError(exc.reason) from exc
+        return await self.verify_signature(inner)
+
+    async def request_object_encryption(self) -> tuple[EncryptionPublicKey, str, str]:
+        """(the OP's use: enc key, alg, enc) to encrypt a request object to (RFC 9101 §6.1).
+
+        alg and enc come from discovery's request_object_encryption_*_values_supported within our
+        allow-list (RSA-OAEP-256 and A256GCM preferred). Raises IdpUnavailableError(reason) when the OP
+        offers nothing we can use: a 502, since no login can be started that way.
+        """
         metadata = await self.metadata()
-        claims = await self.verify_signature(id_token)
+        if not self._keys and not self._op_encryption_keys:
+            await self.refresh_keys(force=True)
+        supported = (
+            metadata.request_object_encryption_alg_values_supported,
+            metadata.request_object_encryption_enc_values_supported,
+        )
+        try:
+            return jws.choose_request_encryption(self._op_encryption_keys, *supported)
+        except jws.JoseError as exc:
+            if exc.reason != "request_encryption_no_key":
+                raise IdpUnavailableError(exc.reason) from exc
+        # The OP may have added its encryption key since our last fetch (rate-limited like an unknown kid).
+        try:
+            await self.refresh_keys()
+            return jws.choose_request_encryption(self._op_encryption_keys, *supported)
+        except jws.JoseError as exc:
+            raise IdpUnavailableError(exc.reason) from exc
+
+    async def verify_id_token(self, id_token: str, *, nonce: str | None) -> dict[str, Any]:
+        """Signature with the provider's keys (decrypted first if encrypted), then the claims (§3.1.3.7)."""
+        metadata = await self.metadata()
+        claims = await self.open_jwt(id_token)
         oidc.validate_id_token_claims(
             claims,
             issuer=metadata.issuer,
