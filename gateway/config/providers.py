@@ -193,7 +193,8 @@ def _encryption_key_files(
         elif private_key_file is not None and path.resolve() == Path(private_key_file).resolve():
             r.problems.add(
                 r.key(key_name),
-                "must not be the private_key_file: use a separate key for encryption (openssl genpkey -algorithm RSA)",
+                "must not be the private_key_file: use a separate key for encryption "
+                "(eid-gateway keygen --rsa --out enc-key.pem)",
             )
         resolved.append(str(path))
     if current is None:

@@ -98,7 +98,7 @@ def test_same_file_as_private_key_file_is_refused(tmp_path: Path) -> None:
         document = minimal(providers=[jwt_provider(tmp_path, encryption_key_file=name)])
         assert problems(document, tmp_path) == [
             "providers[0].encryption_key_file: must not be the private_key_file: use a separate key for encryption "
-            "(openssl genpkey -algorithm RSA)"
+            "(eid-gateway keygen --rsa --out enc-key.pem)"
         ]
     document = minimal(providers=[jwt_provider(tmp_path, encryption_key_file="enc.pem",
                                                previous_encryption_key_files=["client.pem"])])
