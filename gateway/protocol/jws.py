@@ -44,6 +44,7 @@ ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", 
 _EC_CURVE_FOR_ALG = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 DEFAULT_MAX_TOKEN_BYTES = 16 * 1024
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _FORBIDDEN_HEADERS = ("crit", "zip", "enc")
 
 
@@ -499,12 +500,13 @@ def unwrap_nested(
         raise JoseError("jwe_unexpected_content_type")
     plaintext = decrypt(token, keys, algorithms=algorithms, encryptions=encryptions, max_bytes=max_bytes)
     try:
-        inner = plaintext.decode("ascii").strip()
+        inner = plaintext.decode("ascii")
     except UnicodeDecodeError:
         inner = ""
     if inner.count(".") == 4:
         raise JoseError("jwe_nested_twice")
-    if inner.count(".") != 2:
+    # Exactly a compact JWS, nothing around it (no whitespace to strip: the content is taken as sent).
+    if not _COMPACT_JWS.fullmatch(inner):
         try:
             is_claims = isinstance(strict_json.loads(plaintext), dict)
         except ValueError:
