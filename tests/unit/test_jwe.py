@@ -542,3 +542,18 @@ def test_ec_key_curve_mismatch_on_our_side() -> None:
                                 serialization.NoEncryption())
     with pytest.raises(keys.KeyFileError, match="P-256"):
         keys.encryption_key_from_pem(pem)
+
+
+def test_jose_libraries_are_imported_only_by_the_jose_module() -> None:
+    """jws.py is the one JOSE module: no other gateway module imports joserfc or python-jose."""
+    import ast
+
+    package = Path(jws.__file__).resolve().parents[1]
+    importers: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("joserfc", "jose") for n in names):
+                importers.add(str(path.relative_to(package)))
+    assert importers == {"protocol/jws.py"}
