@@ -24,7 +24,7 @@ from gateway.errors import AccessDeniedError, BadRequestError, GatewayError, Met
 from gateway.flows import backchannel, poll, redirect, verify
 from gateway.flows import page as pages_poll
 from gateway.flows.sessions import current_session
-from gateway.keys import public_jwk
+from gateway.keys import encryption_public_jwk, public_jwk
 from gateway.metrics import Metrics
 from gateway.policy import decide
 from gateway.protocol.paths import PathError, encode_path, is_public, normalize_request_path
@@ -102,13 +102,20 @@ def _raw_suffix(request: web.Request, prefix_length: int) -> str:
 
 
 def _client_jwks_handler(provider: str) -> Handler:
-    """Our client's public key for a provider, so it can be registered by URL and rotated (Idura)."""
+    """Our client's public keys for a provider, so they can be registered by URL and rotated (Idura).
+
+    The signing key (use: sig) and every encryption key (use: enc; previous ones too, so an OP that
+    cached the old key can still encrypt to it during a rollover).
+    """
 
     async def handle_client_jwks(request: web.Request) -> web.StreamResponse:
-        key = request.app[RUNTIME].client_keys.get(provider)
-        if key is None:
+        rt = request.app[RUNTIME]
+        key = rt.client_keys.get(provider)
+        encryption = rt.encryption_keys.get(provider, ())
+        if key is None and not encryption:
             raise NotFoundError()
-        return web.json_response({"keys": [public_jwk(key)]}, headers={"Cache-Control": "public, max-age=300"})
+        published = ([public_jwk(key)] if key is not None else []) + [encryption_public_jwk(k) for k in encryption]
+        return web.json_response({"keys": published}, headers={"Cache-Control": "public, max-age=300"})
 
     return handle_client_jwks
 

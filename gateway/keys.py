@@ -10,7 +10,14 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.protocol.jws import PublicKey, SigningKey, b64url_encode, public_key_from_jwk
+from gateway.protocol.jws import (
+    DecryptionKey,
+    PublicKey,
+    SigningKey,
+    b64url_encode,
+    encryption_public_key_from_jwk,
+    public_key_from_jwk,
+)
 
 _EC_ALG = {
     "secp256r1": ("ES256", "P-256", 32),
@@ -71,12 +78,7 @@ def thumbprint(jwk: dict[str, str] | dict[str, object]) -> str:
 
 
 def signing_key_from_pem(pem: bytes, *, kid: str | None = None, alg: str | None = None) -> SigningKey:
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError("not an unencrypted PEM private key (PKCS#8 or traditional)") from exc
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise KeyFileError("only RSA and EC private keys are supported")
+    key = _private_key_from_pem(pem)
     jwk, default_alg = private_jwk(key)
     chosen_alg = alg or default_alg
     fits = chosen_alg == default_alg if default_alg.startswith("ES") else chosen_alg in ("RS256", "RS384", "RS512")
@@ -94,6 +96,43 @@ def load_signing_key(path: str | Path, *, kid: str | None = None, alg: str | Non
     except OSError as exc:
         raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
     return signing_key_from_pem(pem, kid=kid, alg=alg)
+
+
+def _private_key_from_pem(pem: bytes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError("not an unencrypted PEM private key (PKCS#8 or traditional)") from exc
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise KeyFileError("only RSA and EC private keys are supported")
+    return key
+
+
+def encryption_key_from_pem(pem: bytes, *, kid: str | None = None) -> DecryptionKey:
+    """An encryption (JWE) key: RSA of at least 2048 bits (RSA-OAEP*) or EC P-256 (ECDH-ES*)."""
+    key = _private_key_from_pem(pem)
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name != "secp256r1":
+        raise KeyFileError(f"EC curve {key.curve.name} is not supported for encryption (use P-256 or RSA 2048+)")
+    jwk, _alg = private_jwk(key)
+    key_id = kid or thumbprint(jwk)
+    public = {k: v for k, v in jwk.items() if k in ("kty", "crv", "x", "y", "n", "e")}
+    # No alg pinned: the OP picks one of ours from the client registration (RSA-OAEP-256 for FTN).
+    return DecryptionKey(
+        kid=key_id, private_jwk=jwk, public=encryption_public_key_from_jwk({**public, "kid": key_id, "use": "enc"})
+    )
+
+
+def load_encryption_key(path: str | Path) -> DecryptionKey:
+    try:
+        pem = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read {path}: {exc.strerror}") from exc
+    return encryption_key_from_pem(pem)
+
+
+def same_key_material(signing: SigningKey, encryption: DecryptionKey) -> bool:
+    """True when both are one key pair (same RFC 7638 thumbprint), whatever their kids and files."""
+    return thumbprint(dict(signing.public.jwk)) == thumbprint(dict(encryption.public.jwk))
 
 
 def generate_ec_pem() -> bytes:
@@ -117,3 +156,8 @@ def generate_session_secret() -> str:
 def public_jwk(key: SigningKey) -> dict[str, str]:
     """The JWK an upstream or an IdP uses to verify what ``key`` signed."""
     return {**{k: str(v) for k, v in key.public.jwk.items()}, "kid": key.kid, "alg": key.alg, "use": "sig"}
+
+
+def encryption_public_jwk(key: DecryptionKey) -> dict[str, str]:
+    """The JWK an OP encrypts ID tokens and UserInfo to (published at /_auth/client-jwks/<provider>.json)."""
+    return {**{k: str(v) for k, v in key.public.jwk.items()}, "kid": key.kid, "use": "enc"}

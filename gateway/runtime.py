@@ -29,7 +29,7 @@ from gateway.idp.poll_client import PollClient
 from gateway.metrics import Metrics
 from gateway.protocol import field_lines
 from gateway.protocol.claims import Identity
-from gateway.protocol.jws import SigningKey
+from gateway.protocol.jws import DecryptionKey, SigningKey
 from gateway.protocol.rate_limit import RateLimiter
 from gateway.protocol.redirect_target import safe_return_target
 from gateway.proxy import gateway_cookie_names
@@ -62,6 +62,8 @@ class Runtime:
     store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
     rate_limiter: RateLimiter = field(default=None)  # type: ignore[assignment]  # set by build_runtime
     draining: bool = False
+    # Provider -> our JWE keys for it (encryption_key_file first, then previous_encryption_key_files).
+    encryption_keys: dict[str, tuple[DecryptionKey, ...]] = field(default_factory=dict)
     # Per-session work done once, not per request: the encoded identity headers (keyed by session id).
     identity_headers: BoundedCache = field(default_factory=BoundedCache)
     # Refresh grants in flight (session id -> future) and just finished (sid + old refresh token -> result).
@@ -154,6 +156,7 @@ class Runtime:
                 provider,
                 self.http,
                 client_key=self.client_keys.get(provider.name),
+                encryption_keys=self.encryption_keys.get(provider.name, ()),
                 clock=self.clock,
                 observe=self._idp_observer(provider.name),
             )
@@ -215,6 +218,7 @@ class KeyMaterial:
     signing_key: SigningKey | None  # None: not configured, one is generated at start-up
     published: tuple[dict[str, str], ...]
     client_keys: dict[str, SigningKey]
+    encryption_keys: dict[str, tuple[DecryptionKey, ...]] = field(default_factory=dict)
 
 
 def load_key_files(settings: Settings) -> KeyMaterial:
@@ -241,9 +245,41 @@ def load_key_files(settings: Settings) -> KeyMaterial:
                 )
             except keys.KeyFileError as exc:
                 problems.append(f"providers[{i}].private_key_file: {exc}")
+    encryption_keys: dict[str, tuple[DecryptionKey, ...]] = {}
+    for i, provider in enumerate(settings.providers):
+        loaded = _load_encryption_keys(i, provider.encryption_key_file, provider.previous_encryption_key_files,
+                                       client_keys.get(provider.name), problems)
+        if loaded:
+            encryption_keys[provider.name] = loaded
     if problems:
         raise ConfigError(problems)
-    return KeyMaterial(signing_key=signing_key, published=tuple(published), client_keys=client_keys)
+    return KeyMaterial(
+        signing_key=signing_key, published=tuple(published), client_keys=client_keys, encryption_keys=encryption_keys
+    )
+
+
+def _load_encryption_keys(
+    index: int, current: str | None, previous: tuple[str, ...], signing: SigningKey | None, problems: list[str]
+) -> tuple[DecryptionKey, ...]:
+    """One provider's JWE keys; the signing key must not double as one (FTN: separate keys, issue 16)."""
+    if current is None:
+        return ()
+    loaded: list[DecryptionKey] = []
+    names = ["encryption_key_file"] + [f"previous_encryption_key_files[{j}]" for j in range(len(previous))]
+    for name, path in zip(names, (current, *previous), strict=True):
+        try:
+            key = keys.load_encryption_key(path)
+        except keys.KeyFileError as exc:
+            problems.append(f"providers[{index}].{name}: {exc}")
+            continue
+        if signing is not None and keys.same_key_material(signing, key):
+            problems.append(
+                f"providers[{index}].{name}: is the same key as providers[{index}].private_key_file; "
+                "generate a separate encryption key"
+            )
+            continue
+        loaded.append(key)
+    return tuple(loaded)
 
 
 def build_runtime(
@@ -283,6 +319,7 @@ def build_runtime(
         ),
         published_keys=(keys.public_jwk(signing_key), *published),
         client_keys=client_keys,
+        encryption_keys=material.encryption_keys,
         protected=protected_names(settings.headers.values(), settings.assertion.header),
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",

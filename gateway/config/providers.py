@@ -64,6 +64,10 @@ class ProviderSettings:
     max_token_bytes: int = 64 * 1024
     #: Forms of login_hint an application may ask for on /_auth/login (BankID Norway: BID, BID:{national_id}).
     allowed_login_hints: tuple[str, ...] = ()
+    # JWE (issue 16 item 5): our decryption key for encrypted ID tokens / UserInfo, and older ones
+    # still accepted during a rollover (all are published with use: enc).
+    encryption_key_file: str | None = None
+    previous_encryption_key_files: tuple[str, ...] = ()
 
     @property
     def is_poll_flow(self) -> bool:
@@ -167,6 +171,7 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
         problems.add(
             r.key("par" if par == "required" else "request_object"), "applies to flow: redirect only; remove it"
         )
+    encryption_key_file, previous_encryption_key_files = _encryption_key_files(r, base_dir, private_key_file)
     return ProviderSettings(
         name=name,
         flow=flow,
@@ -201,7 +206,41 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
         userinfo=r.switch("userinfo", USERINFO_MODES, "off"),
         max_token_bytes=max_token_bytes,
         allowed_login_hints=allowed_login_hints,
+        encryption_key_file=encryption_key_file,
+        previous_encryption_key_files=previous_encryption_key_files,
     )
+
+
+def _encryption_key_files(
+    r: Reader, base_dir: Path, private_key_file: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """encryption_key_file and previous_encryption_key_files, resolved; the keys themselves are read by
+    runtime.load_key_files (which also refuses a key equal to private_key_file's under another name)."""
+    current = r.string("encryption_key_file")
+    previous = r.strings("previous_encryption_key_files")
+    if previous and current is None:
+        r.problems.add(
+            r.key("previous_encryption_key_files"), "needs encryption_key_file (the key the provider encrypts to now)"
+        )
+    resolved: list[str] = []
+    for key_name, value in [("encryption_key_file", current)] + [
+        (f"previous_encryption_key_files[{i}]", v) for i, v in enumerate(previous)
+    ]:
+        if value is None:
+            continue
+        path = base_dir / value
+        if not path.is_file():
+            r.problems.add(r.key(key_name), f"file {path} does not exist")
+        elif private_key_file is not None and path.resolve() == Path(private_key_file).resolve():
+            r.problems.add(
+                r.key(key_name),
+                "must not be the private_key_file: use a separate key for encryption "
+                "(eid-gateway keygen --rsa --out enc-key.pem)",
+            )
+        resolved.append(str(path))
+    if current is None:
+        return None, ()
+    return resolved[0], tuple(resolved[1:])
 
 
 def load_providers(raw_providers: Any, problems: Problems, base_dir: Path) -> tuple[ProviderSettings, ...]:

@@ -64,6 +64,8 @@ PROVIDER_KEYS = frozenset(
         "userinfo",
         "max_token_bytes",
         "allowed_login_hints",
+        "encryption_key_file",
+        "previous_encryption_key_files",
     }
 )
 SESSION_KEYS = frozenset(

@@ -17,7 +17,7 @@ from gateway.config import ProviderSettings
 from gateway.errors import IdpUnavailableError, TokenValidationError
 from gateway.protocol import authorization_request, jws, oidc, strict_json
 from gateway.protocol.authorization_request import PushedRequest
-from gateway.protocol.jws import PublicKey, SigningKey
+from gateway.protocol.jws import DecryptionKey, EncryptionPublicKey, PublicKey, SigningKey
 
 DISCOVERY_TTL = 3600.0
 #: An unknown kid triggers at most one JWKS fetch per this many seconds (attacks.md T31).
@@ -40,17 +40,22 @@ class OidcClient:
         http: aiohttp.ClientSession,
         *,
         client_key: SigningKey | None = None,
+        encryption_keys: tuple[DecryptionKey, ...] = (),
         clock: Callable[[], float] = time.time,
         observe: Observer = _ignore,
     ) -> None:
         self.settings = settings
         self._http = http
         self._client_key = client_key
+        # Ours (encryption_key_file + previous ones): what the OP encrypts ID tokens / UserInfo to.
+        self._encryption_keys = encryption_keys
         self._clock = clock
         self._observe = observe
         self._metadata: oidc.ProviderMetadata | None = None
         self._metadata_fetched = 0.0
         self._keys: tuple[PublicKey, ...] = ()
+        # The OP's use: enc keys (request objects are encrypted to one of them).
+        self._op_encryption_keys: tuple[EncryptionPublicKey, ...] = ()
         # When a token with an unknown kid last made us fetch: such fetches are rate-limited, the
         # start-up fetch is not counted (a key rotated right after start must still be picked up).
         self._unknown_kid_fetched = float("-inf")
@@ -109,12 +114,14 @@ class OidcClient:
         try:
             document = await self._get_json("jwks", metadata.jwks_uri)
             keys = jws.parse_jwks(document)
+            encryption_keys = jws.parse_encryption_jwks(document)
         except (IdpUnavailableError, jws.JoseError):
             self.on_jwks_refresh("error")
             raise
         self.on_jwks_refresh("ok")
-        changed = keys != self._keys
+        changed = keys != self._keys or encryption_keys != self._op_encryption_keys
         self._keys = keys
+        self._op_encryption_keys = encryption_keys
         return changed
 
     async def warm_up(self) -> None:
@@ -143,13 +150,53 @@ class OidcClient:
             except jws.JoseError as again:
                 raise TokenValidationError(again.reason) from again
 
+    async def open_jwt(self, token: str) -> dict[str, Any]:
+        """The payload of a JWT from this provider: a JWS, or a JWS encrypted to one of our keys.
+
+        A JWE is decrypted with encryption_key_file (or a previous one), must hold a JWS, and that JWS is
+        verified like any other (one rate-limited JWKS refresh on an unknown kid). Without
+        encryption_key_file a JWE is refused ("encrypted_token_without_key"). Raises
+        TokenValidationError(reason), reason safe for the metric label. For ID tokens and JWT UserInfo.
+        """
+        try:
+            inner = jws.unwrap_nested(token, self._encryption_keys, max_bytes=self.settings.max_token_bytes)
+        except jws.JoseError as exc:
+            raise TokenValidationError(exc.reason) from exc
+        return await self.verify_signature(inner)
+
+    async def request_object_encryption(self) -> tuple[EncryptionPublicKey, str, str]:
+        """(the OP's use: enc key, alg, enc) to encrypt a request object to (RFC 9101 §6.1).
+
+        alg and enc come from discovery's request_object_encryption_*_values_supported within our
+        allow-list (RSA-OAEP-256 and A256GCM preferred). Raises IdpUnavailableError(reason) when the OP
+        offers nothing we can use: a 502, since no login can be started that way.
+        """
+        metadata = await self.metadata()
+        if not self._keys and not self._op_encryption_keys:
+            await self.refresh_keys(force=True)
+        supported = (
+            metadata.request_object_encryption_alg_values_supported,
+            metadata.request_object_encryption_enc_values_supported,
+        )
+        try:
+            return jws.choose_request_encryption(self._op_encryption_keys, *supported)
+        except jws.JoseError as exc:
+            if exc.reason != "request_encryption_no_key":
+                raise IdpUnavailableError(exc.reason) from exc
+        # The OP may have added its encryption key since our last fetch (rate-limited like an unknown kid).
+        try:
+            await self.refresh_keys()
+            return jws.choose_request_encryption(self._op_encryption_keys, *supported)
+        except jws.JoseError as exc:
+            raise IdpUnavailableError(exc.reason) from exc
+
     async def verify_id_token(
         self, id_token: str, *, nonce: str | None, acr_values: tuple[str, ...] | None = None
     ) -> dict[str, Any]:
-        """Signature with the provider's keys, then the claims (OIDC Core §3.1.3.7). ``acr_values`` are the
-        ones this login asked for, when they differ from the provider's configured ones."""
+        """Signature with the provider's keys (decrypted first if encrypted), then the claims (§3.1.3.7).
+        ``acr_values`` are the ones this login asked for, when they differ from the provider's configured ones."""
         metadata = await self.metadata()
-        claims = await self.verify_signature(id_token)
+        claims = await self.open_jwt(id_token)
         oidc.validate_id_token_claims(
             claims,
             issuer=metadata.issuer,
@@ -172,7 +219,8 @@ class OidcClient:
 
     async def encrypt_request_object(self, signed: str) -> str:
         """RFC 9101 §6.1: the signed request object encrypted to the provider's encryption key (nested JWT)."""
-        raise IdpUnavailableError("request_object_encryption_unsupported")  # JWE lands with the jose branch
+        key, alg, enc = await self.request_object_encryption()
+        return jws.encrypt(signed.encode("ascii"), key, alg=alg, enc=enc, cty="JWT")
 
     async def push_authorization_request(self, form: dict[str, str]) -> PushedRequest:
         """RFC 9126 §2: POST the request to the PAR endpoint, authenticated like the token request."""
@@ -228,10 +276,6 @@ class OidcClient:
             )
         oidc.validate_userinfo(claims, issuer=metadata.issuer, client_id=self.settings.client_id, subject=subject)
         return claims
-
-    async def open_jwt(self, token: str) -> dict[str, Any]:
-        """A JWT from this provider, signature verified with its JWKS."""
-        return await self.verify_signature(token)
 
     async def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> oidc.TokenSet:
         metadata = await self.metadata()

@@ -55,6 +55,9 @@ class ProviderMetadata:
     pushed_authorization_request_endpoint: str | None = None
     #: What discovery says; Keycloak-based OPs say false even when our client's registration requires PAR.
     require_pushed_authorization_requests: bool = False
+    # RFC 9101 §6.1 / OIDC Discovery: what the OP decrypts request objects with (empty: it does not).
+    request_object_encryption_alg_values_supported: tuple[str, ...] = ()
+    request_object_encryption_enc_values_supported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,17 @@ def parse_provider_metadata(document: Any, *, expected_issuer: str) -> ProviderM
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
         pushed_authorization_request_endpoint=optional["pushed_authorization_request_endpoint"],
         require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
+        request_object_encryption_alg_values_supported=_words(document, "request_object_encryption_alg_"),
+        request_object_encryption_enc_values_supported=_words(document, "request_object_encryption_enc_"),
     )
+
+
+def _words(document: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    """A discovery list of strings; anything else counts as absent (never guessed)."""
+    value = document.get(name + "values_supported")
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
 
 
 def random_token(nbytes: int = 32) -> str:

@@ -223,6 +223,8 @@ class FakeOP:
     end_session: bool = True
     port: int = field(default_factory=free_port)
     discovery_overrides: dict[str, Any] = field(default_factory=dict)
+    #: More JWKs published beside the signing keys (e.g. the OP's ``use: enc`` key for request objects).
+    extra_jwks: list[dict[str, Any]] = field(default_factory=list)
     requests: list[OpRequest] = field(default_factory=list)
     authorizations: list[Authorization] = field(default_factory=list)
     token_requests: list[TokenRequest] = field(default_factory=list)
@@ -358,7 +360,7 @@ class FakeOP:
         return web.json_response(document)
 
     async def _jwks(self, _request: web.Request) -> web.StreamResponse:
-        return web.json_response({"keys": [self.rsa.jwk, self.ec.jwk]})
+        return web.json_response({"keys": [self.rsa.jwk, self.ec.jwk, *self.extra_jwks]})
 
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)
