@@ -18,6 +18,8 @@ from types import MappingProxyType
 from typing import Literal
 from urllib.parse import quote, unquote
 
+from gateway.protocol import national_id
+
 CANONICAL_CLAIMS: tuple[str, ...] = (
     "ssn",
     "name",
@@ -53,11 +55,6 @@ _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _BIRTHDATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_ASCII_DIGITS = re.compile(r"[0-9]+")
-
-_SE_WEIGHTS = (2, 1, 2, 1, 2, 1, 2, 1, 2)
-_NO_WEIGHTS_1 = (3, 7, 6, 1, 8, 9, 4, 5, 2)
-_NO_WEIGHTS_2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 
 
 class ClaimError(ValueError):
@@ -255,96 +252,15 @@ _CHECKS: Mapping[str, Callable[[str, object], str]] = {
 
 
 def _check_ssn(value: object, country: str | None) -> str:
-    """Accept a Swedish, Norwegian or Danish national identity number, digits only.
-
-    The three formats have distinct lengths (12, 11, 10), so without a country the
-    length picks the format; with country SE/NO/DK only that format is accepted.
-    """
-    if not isinstance(value, str) or not _ASCII_DIGITS.fullmatch(value):
-        raise ClaimError("ssn_shape")
-    checker = _SSN_CHECKS.get(country or "")
-    valid = checker(value) if checker else any(check(value) for check in _SSN_CHECKS.values())
-    if not valid:
+    """Accept a national identity number of ``country``'s scheme (SE, NO, DK, FI, IS; see national_id)."""
+    if not isinstance(value, str) or not national_id.is_national_id(value, country):
         raise ClaimError("ssn_shape")
     return value
 
 
 def is_national_id(value: str, country: str | None = None) -> bool:
-    """True for a valid SE/NO/DK national identity number (the same check as the ssn claim)."""
-    try:
-        _check_ssn(value, country)
-    except ClaimError:
-        return False
-    return True
-
-
-def _is_real_date(year: int, month: int, day: int) -> bool:
-    try:
-        date(year, month, day)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_swedish_personnummer(digits: str) -> bool:
-    """YYYYMMDDNNNC, Luhn over the last ten digits; samordningsnummer add 60 to the day."""
-    if len(digits) != 12:
-        return False
-    day = int(digits[6:8])
-    if day > 60:
-        day -= 60
-    if not _is_real_date(int(digits[0:4]), int(digits[4:6]), day):
-        return False
-    total = 0
-    for digit, weight in zip(digits[2:11], _SE_WEIGHTS, strict=True):
-        product = int(digit) * weight
-        total += product // 10 + product % 10
-    return (10 - total % 10) % 10 == int(digits[11])
-
-
-def _is_norwegian_fodselsnummer(digits: str) -> bool:
-    """DDMMYYIIIKK with both mod-11 check digits.
-
-    The date is deliberately not checked: D-numbers add 40 to the day, H-numbers 40 to
-    the month and the synthetic test persons BankID NO test environments use add 80
-    to the month, so a date check would refuse real logins.
-    """
-    if len(digits) != 11:
-        return False
-    numbers = [int(digit) for digit in digits]
-    for weights, position in ((_NO_WEIGHTS_1, 9), (_NO_WEIGHTS_2, 10)):
-        check = 11 - sum(n * w for n, w in zip(numbers[: len(weights)], weights, strict=True)) % 11
-        if check == 11:
-            check = 0
-        if check != numbers[position]:  # also refuses check == 10, which no number has
-            return False
-    return True
-
-
-def _is_danish_cpr(digits: str) -> bool:
-    """DDMMYYSSSS with a real date; no mod-11 check, which Denmark dropped in 2007.
-
-    The seventh digit selects the century (CPR rules), which decides whether 29
-    February exists in that year.
-    """
-    if len(digits) != 10:
-        return False
-    day, month, year = int(digits[0:2]), int(digits[2:4]), int(digits[4:6])
-    seventh = int(digits[6])
-    if seventh <= 3:
-        century = 1900
-    elif seventh in (4, 9):
-        century = 2000 if year <= 36 else 1900
-    else:
-        century = 2000 if year <= 57 else 1800
-    return _is_real_date(century + year, month, day)
-
-
-_SSN_CHECKS: Mapping[str, Callable[[str], bool]] = {
-    "SE": _is_swedish_personnummer,
-    "NO": _is_norwegian_fodselsnummer,
-    "DK": _is_danish_cpr,
-}
+    """True for a valid Nordic national identity number (the same check as the ssn claim)."""
+    return national_id.is_national_id(value, country)
 
 
 HeaderEncoding = Literal["rfc8187", "base64url"]

@@ -207,9 +207,12 @@ def test_sub_is_not_nfc_normalised() -> None:
         ("2101270087", None),
         ("2101270087", "DK"),
         ("2902004234", "DK"),  # seventh digit 4 and year 00 -> 2000, a leap year
-        ("196802020575", "FI"),  # other countries accept any of the three formats
-        ("27034698436", "FI"),
-        ("2101270087", "FI"),
+        ("196802020575", "GB"),  # a non-Nordic country (a nationality) accepts any Nordic scheme
+        ("27034698436", "GB"),
+        ("2101270087", "GB"),
+        ("131052-308T", "FI"),
+        ("131052-308T", None),
+        ("1201743399", "IS"),
     ],
 )
 def test_ssn_accepted(ssn: str, country: str | None) -> None:
@@ -255,6 +258,10 @@ def test_ssn_accepted(ssn: str, country: str | None) -> None:
         ("27034698436", "SE"),
         ("2101270087", "SE"),
         ("2101270087", "NO"),
+        ("196802020575", "FI"),  # a Nordic country holds the number to its own scheme
+        ("2101270087", "FI"),
+        ("131052-308T", "SE"),
+        ("2101270087", "IS"),  # a valid CPR, not a kennitala
         # other digit systems and lengths
         (
             "\u0661\u0669\u0666\u0668\u0660\u0662\u0660\u0662\u0660\u0665\u0667\u0665",
