@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import time
@@ -30,6 +31,7 @@ from gateway.policy import decide
 from gateway.protocol.paths import PathError, encode_path, is_public, normalize_request_path
 from gateway.proxy import build_upstream_headers, connection_tokens, forward
 from gateway.responses import error_response, redirect_to, wants_html
+from gateway.routes import Route
 from gateway.runtime import RUNTIME, Runtime, build_runtime
 from gateway.session.cookies import clear_session
 
@@ -87,6 +89,8 @@ CALLBACK_PREFIX = "/_auth/callback/"
 BACKCHANNEL_PREFIX = "/_auth/backchannel-logout/"
 CLIENT_JWKS_PREFIX = "/_auth/client-jwks/"
 VERIFY_PATH = "/_auth/verify"
+#: The name of the route a request was matched to (per-route metrics).
+ROUTE = web.RequestKey("route", str)
 #: Which listener an application serves: the public one, or forward_auth.listen (only /_auth/verify).
 LISTENER = web.AppKey("listener", str)
 PUBLIC, FORWARD_AUTH = "public", "forward_auth"
@@ -147,85 +151,106 @@ def _resolve_auth_route(request: web.Request, path: str) -> Handler:
     return methods[method]
 
 
-def _target(rt: Runtime, path: str, request: web.Request) -> str:
+def _target(route: Route, path: str, request: web.Request) -> str:
     query = request.raw_path.partition("?")[2]
-    return rt.settings.upstream + encode_path(path) + (f"?{query}" if query else "")
+    return route.upstream + encode_path(route.upstream_path(path)) + (f"?{query}" if query else "")
 
 
 async def _forward(
     request: web.Request,
     rt: Runtime,
+    route: Route,
     path: str,
     identity: tuple[tuple[str, str], ...],
     before_prepare: Callable[[web.StreamResponse], None] | None = None,
+    host: str | None = None,
 ) -> web.StreamResponse:
-    """Forward with exactly the given identity headers: every client-sent copy is dropped first."""
+    """Forward with exactly the given identity headers: every client-sent copy is dropped first. ``host``:
+    the host a host-matched route was chosen by, which the upstream then hears as X-Forwarded-Host."""
+    client = rt.client_view(request)
+    if host is not None and route.host is not None:
+        # The Host (or trusted X-Forwarded-Host) the route was chosen by; request_host checked its form.
+        trusted = client.via_trusted_proxy and "X-Forwarded-Host" in request.headers
+        client = dataclasses.replace(client, host=client.host if trusted else request.host)
     headers = build_upstream_headers(
         request.headers.items(),
         protected=rt.protected,
         own_cookies=rt.own_cookies,
         identity=identity,
-        client=rt.client_view(request),
+        client=client,
         connection_tokens=connection_tokens(request.headers),
     )
-    timeouts = aiohttp.ClientTimeout(
-        connect=rt.settings.upstream_timeouts.connect, sock_read=rt.settings.upstream_timeouts.read
-    )
+    timeouts = aiohttp.ClientTimeout(connect=route.timeouts.connect, sock_read=route.timeouts.read)
     assert rt.upstream_http is not None
     return await forward(
         request,
         http=rt.upstream_http,
-        target=_target(rt, path, request),
+        target=_target(route, path, request),
         headers=headers,
         timeouts=timeouts,
         metrics=rt.metrics,
         before_prepare=before_prepare,
-        pool=rt.upstream_pool,
+        pool=rt.upstream_pools.get(route.name),
         own_cookie_names=rt.own_cookie_spellings,
     )
 
 
-async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tuple[web.StreamResponse, str]:
+async def _login_response(request: web.Request, rt: Runtime, route: Route, path: str) -> web.StreamResponse:
+    """No session this route accepts: browsers go to the login, API clients get 401 with the login URL."""
     settings = rt.settings
-    if is_public(path, settings.public_paths):
-        return await _forward(request, rt, path, identity=()), "public"
+    query = request.raw_path.partition("?")[2]
+    return_to = encode_path(path) + (f"?{query}" if query else "")
+    if not wants_html(request):
+        return web.json_response(
+            {"error": "unauthenticated", "login_url": settings.public_url + redirect.login_url(return_to)},
+            status=401,
+            headers={"Cache-Control": "no-store"},
+        )
+    direct = redirect.direct_provider(rt, route)
+    if direct is not None:  # one hop instead of two; config checked it is a redirect provider
+        return await redirect.redirect_to_provider(request, rt, direct, rt.return_target(return_to))
+    return redirect_to(redirect.login_url(return_to))
+
+
+async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tuple[web.StreamResponse, str]:
+    host = rt.request_host(request) if rt.routes_need_host else ""
+    route = rt.route_for(host, path)
+    if route is None:
+        # No application is configured for this host and path: nothing is forwarded anywhere.
+        raise NotFoundError("no_route")
+    request[ROUTE] = route.name
+    if is_public(path, route.public_paths):
+        return await _forward(request, rt, route, path, identity=(), host=host), "public"
     current = await current_session(request, rt)
     session = current.session
-    if session is None:
-        query = request.raw_path.partition("?")[2]
-        return_to = encode_path(path) + (f"?{query}" if query else "")
-        response: web.StreamResponse
-        if wants_html(request):
-            if settings.direct_login_redirect:  # one hop instead of two; config checked it is a redirect provider
-                response = await redirect.redirect_to_provider(
-                    request, rt, settings.default_provider, rt.return_target(return_to)
-                )
-            else:
-                response = redirect_to(redirect.login_url(return_to))
-            outcome = "redirected_to_login"
-        else:
-            response = web.json_response(
-                {"error": "unauthenticated", "login_url": settings.public_url + redirect.login_url(return_to)},
-                status=401,
-                headers={"Cache-Control": "no-store"},
-            )
-            outcome = "unauthenticated"
-        if current.rejection is not None:
+    if session is None or not route.accepts_provider(session.identity.idp):
+        if session is not None:
+            rt.metrics.route_refusals.labels(route.name, "provider_not_allowed").inc()
+        response = await _login_response(request, rt, route, path)
+        if session is None and current.rejection is not None:
             clear_session(response, rt)
-        return response, outcome
-    decision = decide(settings.rules, host=rt.public_origin[1].split(":")[0], path=path, identity=session.identity)
+        return response, "unauthenticated" if response.status == 401 else "redirected_to_login"
+    # The legacy route's rules name the configured public host, as they always did.
+    rule_host = host if rt.routes_need_host else rt.public_origin[1].split(":")[0]
+    decision = decide(route.rules, host=rule_host, path=path, identity=session.identity)
     if not decision.allowed:
-        logs.event("access_refused", logging.WARNING, reasons=",".join(decision.reasons), sub=session.identity.sub)
+        rt.metrics.route_refusals.labels(route.name, "forbidden").inc()
+        logs.event(
+            "access_refused", logging.WARNING, route=route.name, reasons=",".join(decision.reasons),
+            sub=session.identity.sub,
+        )
         raise AccessDeniedError(",".join(decision.reasons))
-    now = rt.clock()
-    identity = rt.identity_header_pairs(session.sid, session.identity)
-    assertion = rt.signer.assertion_for(session.sid, session.identity, now=now)
+    release = rt.release(route)
+    identity = release.header_pairs(session.sid, session.identity)
+    assertion = release.assertion(session.sid, session.identity, now=rt.clock())
     response = await _forward(
         request,
         rt,
+        route,
         path,
-        identity=(*identity, (settings.assertion.header, assertion)),
+        identity=(*identity, (rt.settings.assertion.header, assertion)),
         before_prepare=current.set_cookie,
+        host=host,
     )
     return response, "proxied"
 
@@ -271,14 +296,18 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         status = 500
         return error_response(request, GatewayError("internal_error"))
     finally:
+        elapsed = time.perf_counter() - started
         rt.metrics.requests.labels(outcome).inc()
+        route_name = request.get(ROUTE)
+        if route_name is not None:
+            rt.metrics.observe_route(route_name, outcome, status, elapsed)
         logs.event(
             "request",
             method=request.method,
             path=path[:256],
             status=status,
             outcome=outcome,
-            ms=round((time.perf_counter() - started) * 1000, 2),
+            ms=round(elapsed * 1000, 2),
         )
 
 

@@ -69,6 +69,14 @@ def identity_header_values(
 
 
 @dataclass(frozen=True, slots=True)
+class ReleasedClaims:
+    """What a route may see of a session: the assertion's ``sub`` and its other claims."""
+
+    subject: str
+    claims: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class SignedAssertion:
     token: str
     expires: float
@@ -78,7 +86,7 @@ class AssertionSigner:
     """Signs the upstream assertion; reuses one per session while more than half its lifetime remains.
 
     The cache is keyed by session id, so an assertion is never shared between sessions, and a
-    reused assertion still carries its original exp.
+    reused assertion still carries its original exp. One signer per route: each has its own audience.
     """
 
     def __init__(self, *, key: SigningKey, issuer: str, audience: str, ttl: float, cache_size: int = 10000) -> None:
@@ -86,7 +94,10 @@ class AssertionSigner:
         self._cache: OrderedDict[str, SignedAssertion] = OrderedDict()
         self._cache_size = cache_size
 
-    def assertion_for(self, sid: str, identity: Identity, *, now: float) -> str:
+    def assertion_for(
+        self, sid: str, identity: Identity, *, now: float, released: ReleasedClaims | None = None
+    ) -> str:
+        """``released``: the claims a route releases (None: every verified claim, the legacy route)."""
         cached = self._cache.get(sid)
         if cached is not None and cached.expires - now > self.ttl / 2:
             return cached.token
@@ -94,16 +105,16 @@ class AssertionSigner:
         claims: dict[str, object] = {
             "iss": self.issuer,
             "aud": self.audience,
-            "sub": identity.sub,
+            "sub": identity.sub if released is None else released.subject,
             "iat": iat,
             "nbf": iat,
             "exp": iat + int(self.ttl),
             "jti": str(uuid.uuid4()),
         }
-        for name, value in identity.to_json().items():
+        for name, value in (identity.to_json() if released is None else released.claims).items():
             if name not in claims:
                 # auth_time is a NumericDate in JWT claims; the identity keeps every value as text.
-                claims[name] = int(value) if name == "auth_time" else value
+                claims[name] = int(value) if name == "auth_time" and isinstance(value, str) else value
         signed = SignedAssertion(token=sign(claims, self.key), expires=iat + int(self.ttl))
         self._cache[sid] = signed
         self._cache.move_to_end(sid)

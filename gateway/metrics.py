@@ -125,11 +125,46 @@ class Metrics:
             ["header"],
             registry=r,
         )
+        # Per route (issue 17): the label holds route names from the config only.
+        self.route_requests = Counter(
+            "gateway_route_requests",
+            "Requests to a route, by outcome (the request outcomes; refused: a 4xx answered by the gateway).",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.route_duration = Histogram(
+            "gateway_route_request_duration_seconds",
+            "Time from a request's arrival to its answer's headers, by route.",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.route_refusals = Counter(
+            "gateway_route_refusals",
+            "Requests a route refused, by reason (forbidden: its require; provider_not_allowed: a session from "
+            "a provider the route does not accept).",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "gateway_config_reload",
+            "Configuration reloads (SIGHUP), by result (ok; invalid: the old configuration keeps serving).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "invalid"):
+            self.config_reloads.labels(result)
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)
         for cookie in ("session", "login", "poll"):
             self.cookie_ambiguous.labels(cookie)
+
+    def observe_route(self, route: str, outcome: str, status: int, seconds: float) -> None:
+        if outcome == "error" and status < 500:
+            outcome = "refused"
+        self.route_requests.labels(route, outcome).inc()
+        self.route_duration.labels(route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

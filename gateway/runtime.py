@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from gateway import keys, logs
-from gateway.assertion import AssertionSigner, identity_header_values, protected_names
+from gateway.assertion import protected_names
 from gateway.config import Settings
 from gateway.errors import BadRequestError, ConfigError
 from gateway.forwarded import ClientView, client_view
@@ -28,11 +29,13 @@ from gateway.idp.oidc_client import OidcClient
 from gateway.idp.poll_client import PollClient
 from gateway.metrics import Metrics
 from gateway.protocol import field_lines
-from gateway.protocol.claims import Identity
+from gateway.protocol.claims import HeaderEncoding
 from gateway.protocol.jws import DecryptionKey, SigningKey
 from gateway.protocol.rate_limit import RateLimiter
 from gateway.protocol.redirect_target import safe_return_target
 from gateway.proxy import gateway_cookie_names
+from gateway.release import Release
+from gateway.routes import Route, host_without_port, select_route
 from gateway.session.codec import Keyring
 from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
@@ -47,7 +50,8 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     keyring: Keyring
-    signer: AssertionSigner
+    #: Route name -> what that route's upstream receives (headers, assertion); the legacy route is "default".
+    releases: dict[str, Release]
     published_keys: tuple[dict[str, str], ...]
     client_keys: dict[str, SigningKey]
     protected: frozenset[str]
@@ -56,7 +60,8 @@ class Runtime:
     clock: Callable[[], float] = time.time
     http: aiohttp.ClientSession | None = None
     upstream_http: aiohttp.ClientSession | None = None
-    upstream_pool: UpstreamPool | None = None
+    #: Route name -> its upstream's connection pool (routes with the same upstream and timeouts share one).
+    upstream_pools: dict[str, UpstreamPool] = field(default_factory=dict)
     providers: dict[str, OidcClient] = field(default_factory=dict)
     poll_clients: dict[str, PollClient] = field(default_factory=dict)
     store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
@@ -86,15 +91,31 @@ class Runtime:
         parts = urlsplit(self.settings.public_url)
         return parts.scheme, parts.netloc
 
-    def identity_header_pairs(self, sid: str, identity: Identity) -> tuple[tuple[str, str], ...]:
-        """The encoded identity headers of a session, computed once per session id."""
-        cached = self.identity_headers.get(sid)
-        if cached is None:
-            cached = identity_header_values(
-                identity, self.settings.headers, self.settings.header_encoding  # type: ignore[arg-type]
-            )
-            self.identity_headers.put(sid, cached)
-        return cached  # type: ignore[return-value]
+    @functools.cached_property
+    def routes_need_host(self) -> bool:
+        """Whether any route matches on the host (else the Host header need not be read)."""
+        return any(route.host is not None for route in self.settings.routes)
+
+    def route_for(self, host: str, path: str) -> Route | None:
+        return select_route(self.settings.routes, host, path)
+
+    def request_host(self, request: web.Request) -> str:
+        """The host the client asked for, lower case without a port: X-Forwarded-Host from a trusted proxy,
+        else Host. A host that is not a plain name or address is a 400 (never a route chosen from it)."""
+        view = self.client_view(request)
+        raw = view.host if view.via_trusted_proxy and "X-Forwarded-Host" in request.headers else request.host
+        host = host_without_port(raw or "")
+        if host is None:
+            raise BadRequestError("bad_host", public_message="The request's Host header is not a host name.")
+        return host
+
+    def release(self, route: Route) -> Release:
+        return self.releases[route.name]
+
+    def forget_session(self, sid: str) -> None:
+        """A session ended: no route reuses a header or an assertion signed for it."""
+        for release in self.releases.values():
+            release.forget(sid)
 
     def return_target(self, raw: str | None) -> str:
         """Where to send the browser after login: a local path, or an allow-listed sibling host (SSO)."""
@@ -146,11 +167,14 @@ class Runtime:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
-        self.upstream_pool = UpstreamPool(
-            self.settings.upstream,
-            connect_timeout=self.settings.upstream_timeouts.connect,
-            read_timeout=self.settings.upstream_timeouts.read,
-        )
+        shared: dict[tuple[str, float, float], UpstreamPool] = {}
+        for route in self.settings.routes:
+            key = (route.upstream, route.timeouts.connect, route.timeouts.read)
+            if key not in shared:
+                shared[key] = UpstreamPool(
+                    route.upstream, connect_timeout=route.timeouts.connect, read_timeout=route.timeouts.read
+                )
+            self.upstream_pools[route.name] = shared[key]
         for provider in self.settings.providers:
             client = OidcClient(
                 provider,
@@ -201,8 +225,8 @@ class Runtime:
         for session in (self.http, self.upstream_http):
             if session is not None:
                 await session.close()
-        if self.upstream_pool is not None:
-            self.upstream_pool.close()
+        for pool in set(self.upstream_pools.values()):
+            pool.close()
         await self.store.close()
 
     def _store_observer(self) -> Callable[[str, bool], None]:
@@ -311,16 +335,14 @@ def build_runtime(
         settings=settings,
         metrics=metrics or Metrics(),
         keyring=keyring,
-        signer=AssertionSigner(
-            key=signing_key,
-            issuer=settings.public_url,
-            audience=settings.assertion.audience,
-            ttl=settings.assertion.ttl,
-        ),
+        releases=build_releases(settings, signing_key),
         published_keys=(keys.public_jwk(signing_key), *published),
         client_keys=client_keys,
         encryption_keys=material.encryption_keys,
-        protected=protected_names(settings.headers.values(), settings.assertion.header),
+        # A header any route sends is refused from the client on every route.
+        protected=protected_names(
+            [header for route in settings.routes for header in route.headers.values()], settings.assertion.header
+        ),
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",
         clock=clock,
@@ -331,6 +353,22 @@ def build_runtime(
     limit_key = hmac.new(settings.session.secret.encode(), b"eid-gateway rate-limit buckets", hashlib.sha256).digest()
     runtime.rate_limiter = RateLimiter(dict(settings.rate_limits), limit_key, runtime.store.count_hit)
     return runtime
+
+
+def build_releases(settings: Settings, signing_key: SigningKey) -> dict[str, Release]:
+    pairwise = settings.pairwise
+    secrets = [pairwise.secret, *pairwise.previous_secrets] if pairwise else []
+    encoding = cast(HeaderEncoding, settings.header_encoding)
+    return {
+        route.name: Release(
+            route,
+            signing_key=signing_key,
+            issuer=settings.public_url,
+            encoding=encoding,
+            pairwise_secrets=[secret.encode() for secret in secrets],
+        )
+        for route in settings.routes
+    }
 
 
 def build_store(

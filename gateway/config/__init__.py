@@ -8,7 +8,8 @@ from gateway.config.assertion import DEFAULT_HEADERS, HEADER_ENCODINGS, Assertio
 from gateway.config.providers import CLIENT_AUTH_METHODS, FLOWS, POLL_FLOWS, RESPONSE_MODES, ProviderSettings
 from gateway.config.rate_limits import DEFAULT_RATE_LIMITS
 from gateway.config.session import SessionSettings
-from gateway.config.settings import Settings, UpstreamTimeouts, load_file, load_settings
+from gateway.config.settings import Settings, load_file, load_settings
+from gateway.routes import UpstreamTimeouts
 
 __all__ = [
     "CLIENT_AUTH_METHODS",

@@ -12,10 +12,13 @@ from typing import Any
 from gateway.config.reader import Problems, Reader
 from gateway.config.schema import ASSERTION_KEYS
 from gateway.protocol.claims import CANONICAL_CLAIMS
+from gateway.protocol.pairwise import PAIRWISE_CLAIM
 
 DEFAULT_HEADERS = {"ssn": "X-Auth-Ssn", "name": "X-Auth-Name", "country": "X-Auth-Country"}
 HEADER_ENCODINGS = ("rfc8187", "base64url")
 HEADER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}\Z")
+#: What a ``headers`` map may name: the verified claims, and the per-route pseudonym derived from them.
+RELEASABLE_CLAIMS: tuple[str, ...] = (*CANONICAL_CLAIMS, PAIRWISE_CLAIM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +30,20 @@ class AssertionSettings:
     ttl: float = 60
 
 
-def load_headers(headers_raw: Mapping[str, Any] | None, problems: Problems) -> dict[str, str]:
-    headers = dict(DEFAULT_HEADERS) if headers_raw is None else {}
+def load_headers(
+    headers_raw: Mapping[str, Any] | None,
+    problems: Problems,
+    *,
+    path: str = "headers",
+    default: Mapping[str, str] = DEFAULT_HEADERS,
+) -> dict[str, str]:
+    """A ``headers`` map (canonical claim -> header name); ``default`` when the key is absent."""
+    headers = dict(default) if headers_raw is None else {}
     for canonical, header in (headers_raw or {}).items():
-        if canonical not in CANONICAL_CLAIMS:
-            problems.add(f"headers.{canonical}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}")
+        if canonical not in RELEASABLE_CLAIMS:
+            problems.add(f"{path}.{canonical}", f"unknown canonical claim; use one of {', '.join(RELEASABLE_CLAIMS)}")
         elif not isinstance(header, str) or not HEADER_NAME.match(header):
-            problems.add(f"headers.{canonical}", "must be a header name of letters, digits and '-', e.g. X-Auth-Ssn")
+            problems.add(f"{path}.{canonical}", "must be a header name of letters, digits and '-', e.g. X-Auth-Ssn")
         else:
             headers[canonical] = header
     return headers
@@ -67,7 +77,9 @@ def load_assertion(assertion_raw: Mapping[str, Any], problems: Problems, base: P
     return assertion
 
 
-def check_header_names_distinct(headers: Mapping[str, str], assertion: AssertionSettings, problems: Problems) -> None:
-    lowered = [h.lower().replace("_", "-") for h in [*headers.values(), assertion.header]]
+def check_header_names_distinct(
+    headers: Mapping[str, str], assertion_header: str, problems: Problems, *, path: str = "headers"
+) -> None:
+    lowered = [h.lower().replace("_", "-") for h in [*headers.values(), assertion_header]]
     if len(set(lowered)) != len(lowered):
-        problems.add("headers", "two identity headers have the same name (case and _/- are ignored)")
+        problems.add(path, "two identity headers have the same name (case and _/- are ignored)")

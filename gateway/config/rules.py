@@ -1,7 +1,9 @@
-"""The ``rules`` section: which claims a request to a host and path prefix needs."""
+"""The ``rules`` section: which claims a request to a host and path prefix needs. The same checks read a
+route's ``match.path_prefix`` and ``require`` (routes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.config.reader import Problems, Reader
@@ -9,6 +11,31 @@ from gateway.config.schema import RULE_KEYS
 from gateway.policy import Rule
 from gateway.protocol.claims import CANONICAL_CLAIMS
 from gateway.protocol.redirect_target import parse_redirect_domain
+
+
+def read_path_prefix(r: Reader, name: str = "path_prefix") -> str:
+    prefix = r.string(name, "/") or "/"
+    if not prefix.startswith("/") or any(c in prefix for c in "?#%\\*") or "//" in prefix or "/../" in prefix + "/":
+        r.problems.add(r.key(name), "must be a plain path such as /admin/")
+    return prefix
+
+
+def read_require(raw: Mapping[str, Any] | None, path: str, problems: Problems) -> dict[str, tuple[str, ...]]:
+    """``path`` is the key of the mapping itself, e.g. ``rules[0].require``."""
+    require: dict[str, tuple[str, ...]] = {}
+    for claim, values in (raw or {}).items():
+        if claim not in CANONICAL_CLAIMS:
+            problems.add(f"{path}.{claim}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}")
+        elif isinstance(values, list) and any(isinstance(v, bool) for v in values):
+            problems.add(
+                f"{path}.{claim}",
+                'YAML read a bare NO, YES, ON or OFF as true/false; quote it, e.g. [SE, "NO"]',
+            )
+        elif not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+            problems.add(f"{path}.{claim}", 'must be a non-empty list of allowed values, e.g. [SE, "NO"]')
+        else:
+            require[claim] = tuple(values)
+    return require
 
 
 def load_rules(raw: Any, problems: Problems) -> tuple[Rule, ...]:
@@ -25,26 +52,10 @@ def load_rules(raw: Any, problems: Problems) -> tuple[Rule, ...]:
             continue
         problems.unknown_keys(path, item, RULE_KEYS)
         r = Reader(item, path, problems)
-        prefix = r.string("path_prefix", "/") or "/"
-        if not prefix.startswith("/") or any(c in prefix for c in "?#%\\*") or "//" in prefix or "/../" in prefix + "/":
-            problems.add(r.key("path_prefix"), "must be a plain path such as /admin/")
+        prefix = read_path_prefix(r)
         host = r.string("host")
         if host is not None and parse_redirect_domain(host) is None:
             problems.add(r.key("host"), "must be a host name such as app.example.com")
-        require: dict[str, tuple[str, ...]] = {}
-        for claim, values in (r.mapping("require") or {}).items():
-            if claim not in CANONICAL_CLAIMS:
-                problems.add(
-                    f"{path}require.{claim}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}"
-                )
-            elif isinstance(values, list) and any(isinstance(v, bool) for v in values):
-                problems.add(
-                    f"{path}require.{claim}",
-                    'YAML read a bare NO, YES, ON or OFF as true/false; quote it, e.g. [SE, "NO"]',
-                )
-            elif not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
-                problems.add(f"{path}require.{claim}", 'must be a non-empty list of allowed values, e.g. [SE, "NO"]')
-            else:
-                require[claim] = tuple(values)
+        require = read_require(r.mapping("require"), f"{path}require", problems)
         rules.append(Rule(path_prefix=prefix, host=host.lower() if host else None, require=require))
     return tuple(rules)

@@ -27,6 +27,8 @@ TOP_KEYS = frozenset(
         "shutdown_grace",
         "rate_limits",
         "forward_auth",
+        "routes",
+        "pairwise",
     }
 )
 PROVIDER_KEYS = frozenset(
@@ -84,6 +86,24 @@ SESSION_KEYS = frozenset(
 )
 ASSERTION_KEYS = frozenset({"header", "signing_key_file", "published_key_files", "audience", "ttl"})
 RULE_KEYS = frozenset({"host", "path_prefix", "require"})
+ROUTE_KEYS = frozenset(
+    {
+        "name",
+        "match",
+        "upstream",
+        "strip_prefix",
+        "headers",
+        "assertion",
+        "public_paths",
+        "require",
+        "providers",
+        "sector",
+        "upstream_timeouts",
+    }
+)
+MATCH_KEYS = frozenset({"host", "path_prefix"})
+ROUTE_ASSERTION_KEYS = frozenset({"audience", "ttl"})
+PAIRWISE_KEYS = frozenset({"secret", "previous_secrets"})
 METRICS_KEYS = frozenset({"listen"})
 FORWARD_AUTH_KEYS = frozenset({"listen"})
 UPSTREAM_TIMEOUT_KEYS = frozenset({"connect", "read"})
@@ -96,6 +116,11 @@ SECTIONS: dict[str, frozenset[str]] = {
     "session": SESSION_KEYS,
     "assertion": ASSERTION_KEYS,
     "rules[0]": RULE_KEYS,
+    "routes[0]": ROUTE_KEYS,
+    "routes[0].match": MATCH_KEYS,
+    "routes[0].assertion": ROUTE_ASSERTION_KEYS,
+    "routes[0].upstream_timeouts": UPSTREAM_TIMEOUT_KEYS,
+    "pairwise": PAIRWISE_KEYS,
     "metrics": METRICS_KEYS,
     "forward_auth": FORWARD_AUTH_KEYS,
     "upstream_timeouts": UPSTREAM_TIMEOUT_KEYS,

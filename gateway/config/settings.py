@@ -29,20 +29,24 @@ from gateway.config.listeners import load_forward_auth_listen, load_listen, load
 from gateway.config.providers import ProviderSettings, load_providers
 from gateway.config.rate_limits import DEFAULT_RATE_LIMITS, load_rate_limits
 from gateway.config.reader import Problems, Reader, check_url, expand_env
+from gateway.config.routes import (
+    PairwiseSettings,
+    check_upstream,
+    legacy_route,
+    load_pairwise,
+    load_routes,
+    load_timeouts,
+    refuse_top_level_route_keys,
+)
 from gateway.config.rules import load_rules
-from gateway.config.schema import TOP_KEYS, UPSTREAM_TIMEOUT_KEYS
+from gateway.config.schema import TOP_KEYS
 from gateway.config.session import SessionSettings, load_session
 from gateway.errors import ConfigError
 from gateway.policy import Rule
 from gateway.protocol.paths import validate_public_path_pattern
 from gateway.protocol.rate_limit import Limit
 from gateway.protocol.redirect_target import parse_redirect_domain
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamTimeouts:
-    connect: float = 5.0
-    read: float = 60.0
+from gateway.routes import Route, UpstreamTimeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,7 @@ class Settings:
     public_paths: tuple[str, ...] = ()
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     metrics_listen: tuple[str, int] | None = None
-    upstream_timeouts: UpstreamTimeouts = UpstreamTimeouts()
+    upstream_timeouts: UpstreamTimeouts = field(default_factory=UpstreamTimeouts)
     default_provider: str = ""
     direct_login_redirect: bool = False
     log_level: str = "info"
@@ -69,6 +73,24 @@ class Settings:
     rate_limits: Mapping[str, Limit] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     #: A listener of its own for /_auth/verify; when set, the public listener answers 404 there.
     forward_auth_listen: tuple[str, int] | None = None
+    #: Most specific first (routes.sort_routes). Without ``routes`` in the file: the one legacy route built
+    #: from upstream/headers/public_paths/rules above (which are empty when ``routes`` is used).
+    routes: tuple[Route, ...] = ()
+    pairwise: PairwiseSettings | None = None
+    #: True when the file has a ``routes`` list (false: the legacy route).
+    explicit_routes: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.explicit_routes and not self.routes:
+            legacy = legacy_route(
+                upstream=self.upstream,
+                headers=self.headers,
+                assertion=self.assertion,
+                public_paths=self.public_paths,
+                rules=self.rules,
+                timeouts=self.upstream_timeouts,
+            )
+            object.__setattr__(self, "routes", (legacy,))
 
     @property
     def secure_cookies(self) -> bool:
@@ -94,21 +116,22 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
     check_url(problems, "public_url", public_url)
     if public_url and urlsplit(public_url).path not in ("", "/"):
         problems.add("public_url", "must be an origin without a path, e.g. https://app.example.com")
-    upstream = r.string("upstream", required=True)
-    if upstream:
-        parts = urlsplit(upstream)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.add("upstream", "must be an http(s) URL of the protected application, e.g. http://127.0.0.1:8082")
+    explicit_routes = "routes" in data
+    if explicit_routes:
+        refuse_top_level_route_keys(data, problems)
+    upstream = r.string("upstream", required=not explicit_routes)
+    check_upstream(problems, "upstream", upstream)
 
     providers = load_providers(data.get("providers"), problems, base)
 
     session = load_session(r.mapping("session"), problems, public_url)
 
-    headers = load_headers(r.mapping("headers"), problems)
+    headers = {} if explicit_routes else load_headers(r.mapping("headers"), problems)
     assertion = load_assertion(r.mapping("assertion") or {}, problems, base)
-    check_header_names_distinct(headers, assertion, problems)
+    check_header_names_distinct(headers, assertion.header, problems)
+    pairwise = load_pairwise(r.mapping("pairwise"), problems)
 
-    public_paths = r.strings("public_paths")
+    public_paths = () if explicit_routes else r.strings("public_paths")
     for i, pattern in enumerate(public_paths):
         message = validate_public_path_pattern(pattern)
         if message:
@@ -121,9 +144,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
             problems.add(f"trusted_proxies[{i}]", "must be an IP address or CIDR, e.g. 10.0.0.0/8")
     metrics_listen = load_metrics_listen(r.mapping("metrics"), problems, listen)
     forward_auth_listen = load_forward_auth_listen(r.mapping("forward_auth") or {}, problems, listen, metrics_listen)
-    timeouts_raw = r.mapping("upstream_timeouts") or {}
-    problems.unknown_keys("upstream_timeouts.", timeouts_raw, UPSTREAM_TIMEOUT_KEYS)
-    tr = Reader(timeouts_raw, "upstream_timeouts.", problems)
+    timeouts = load_timeouts(r.mapping("upstream_timeouts") or {}, "upstream_timeouts.", problems, UpstreamTimeouts())
     # Unset with several providers: the login shows a choice page.
     default_provider = r.string("default_provider", providers[0].name if len(providers) == 1 else "") or ""
     default_entry = next((p for p in providers if p.name == default_provider), None)
@@ -154,6 +175,30 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
             )
         else:
             allowed_domains.append(parsed_domain)
+    rules = () if explicit_routes else load_rules(data.get("rules"), problems)
+    if explicit_routes:
+        routes = load_routes(
+            data.get("routes"),
+            problems,
+            assertion=assertion,
+            timeouts=timeouts,
+            provider_names=[p.name for p in providers],
+            pairwise=pairwise,
+        )
+    else:
+        if "pairwise_sub" in headers and pairwise is None:
+            problems.add("headers.pairwise_sub", "needs pairwise.secret (generate one with: eid-gateway keygen)")
+        routes = ()  # Settings builds the legacy route
+    # The hosts routes serve are hosts the gateway answers for: a login may return there.
+    try:
+        public_port = urlsplit(public_url).port if public_url else None
+    except ValueError:  # said under public_url
+        public_port = None
+    for route in routes:
+        if route.host is not None:
+            entry = ("." + route.host[2:]) if route.host.startswith("*.") else route.host
+            if (entry, public_port) not in allowed_domains:
+                allowed_domains.append((entry, public_port))
     settings = Settings(
         listen_host=listen[0] if listen else "127.0.0.1",
         listen_port=listen[1] if listen else 8080,
@@ -167,15 +212,18 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         public_paths=public_paths,
         trusted_proxies=tuple(trusted),
         metrics_listen=metrics_listen,
-        upstream_timeouts=UpstreamTimeouts(connect=tr.duration("connect", 5.0), read=tr.duration("read", 60.0)),
+        upstream_timeouts=timeouts,
         default_provider=default_provider,
         direct_login_redirect=direct_login_redirect,
         log_level=r.choice("log_level", ("debug", "info", "warning", "error"), "info"),
         allowed_redirect_domains=tuple(allowed_domains),
-        rules=load_rules(data.get("rules"), problems),
+        rules=rules,
         shutdown_grace=r.duration("shutdown_grace", 10.0),
         rate_limits=load_rate_limits(r.mapping("rate_limits"), problems),
         forward_auth_listen=forward_auth_listen,
+        routes=routes,
+        pairwise=pairwise,
+        explicit_routes=explicit_routes,
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
@@ -27,7 +27,9 @@ from gateway.flows.sessions import current_session, end_presented_session, prese
 from gateway.idp.oidc_client import OidcClient
 from gateway.protocol import authorization_request, field_lines, oidc
 from gateway.protocol.claims import ClaimError, map_claims
+from gateway.protocol.paths import PathError, normalize_request_path
 from gateway.responses import error_response, is_same_origin, redirect_to
+from gateway.routes import Route, host_without_port
 from gateway.runtime import RUNTIME, Runtime
 from gateway.session.cookies import (
     AMBIGUOUS,
@@ -68,12 +70,38 @@ def login_url(return_to: str) -> str:
     return "/_auth/login?" + urlencode({"rd": return_to}, quote_via=quote)
 
 
+def direct_provider(rt: Runtime, route: Route) -> str | None:
+    """With direct_login_redirect: the provider to send a browser to for this route, if it accepts it."""
+    name = rt.settings.default_provider
+    return name if rt.settings.direct_login_redirect and route.accepts_provider(name) else None
+
+
+def route_of_target(rt: Runtime, target: str) -> Route | None:
+    """The route a (safe) return target belongs to: a local path on the public host, or an allowed URL."""
+    parts = urlsplit(target)
+    host = parts.hostname.lower() if parts.hostname else (host_without_port(rt.public_origin[1]) or "")
+    try:
+        path = normalize_request_path(parts.path or "/")
+    except PathError:
+        return None
+    return rt.route_for(host, path)
+
+
 async def handle_login(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     return_to = rt.return_target(request.query.get("rd"))
-    name = request.query.get("provider", rt.settings.default_provider)
+    route = route_of_target(rt, return_to)
+    # The providers the application being returned to accepts (a route's providers), else all of them.
+    offered = tuple(p for p in rt.settings.providers if route is None or route.accepts_provider(p.name))
+    asked_for = request.query.get("provider")
+    if asked_for is not None and route is not None and not route.accepts_provider(asked_for):
+        raise BadRequestError(
+            "provider_not_allowed", public_message="This application does not accept logins with that provider."
+        )
+    default = rt.settings.default_provider if any(p.name == rt.settings.default_provider for p in offered) else ""
+    name = asked_for or default or (offered[0].name if len(offered) == 1 else "")
     if not name:
-        return provider_choice_page(rt.settings.providers, return_to=return_to)
+        return provider_choice_page(offered, return_to=return_to)
     provider = rt.settings.provider(name)
     if provider is not None and provider.is_poll_flow:
         return redirect_to("/_auth/headless?" + urlencode({"provider": name, "rd": return_to}, quote_via=quote))
@@ -350,7 +378,7 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
         except StoreUnavailableError as exc:
             logs.event("logout_not_confirmed", logging.WARNING, provider=session.identity.idp, reason=exc.reason)
             raise LogoutNotConfirmedError(exc.reason) from exc  # the cookie is kept: the person can try again
-        rt.signer.forget(session.sid)
+        rt.forget_session(session.sid)
         rt.metrics.sessions_ended.labels(cause).inc()
         logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
     if len(sessions) == 1:  # the provider's logout belongs to one session; with two, neither is followed

@@ -89,7 +89,7 @@ async def end_presented_session(request: web.Request, rt: Runtime) -> None:
     cookie must not outlive the login that replaced it. With the cookie sent twice, both end."""
     for session in await presented_sessions(request, rt):
         await rt.store.end(session, rt.clock())
-        rt.signer.forget(session.sid)
+        rt.forget_session(session.sid)
 
 
 async def refresh_once(rt: Runtime, session: Session) -> Session | None:
@@ -171,6 +171,6 @@ async def _await_other_replica(rt: Runtime, session: Session, *, deadline: float
 
 async def _end(rt: Runtime, session: Session, reason: str) -> None:
     await rt.store.end(session, rt.clock())
-    rt.signer.forget(session.sid)
+    rt.forget_session(session.sid)
     rt.metrics.sessions_ended.labels("refresh_refused").inc()
     logs.event("session_ended", logging.WARNING, cause="refresh_refused", reason=reason, provider=session.identity.idp)

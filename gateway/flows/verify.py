@@ -64,14 +64,23 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
         rt.metrics.verify_decisions.labels("malformed").inc()
         logs.event("verify_refused", logging.WARNING, reason=exc.reason)
         return _denied(401, "unauthenticated")
-    if is_public(original.path, rt.settings.public_paths) and _is_own_origin(rt, original):
+    route = rt.route_for(original.hostname, original.path)
+    if route is None:
+        # No application is configured for this host and path: the proxy must not pass the request on.
+        rt.metrics.verify_decisions.labels("no_route").inc()
+        return _denied(404, "no_route")
+    # The legacy route's public paths are public on the gateway's own origin only, as before routes.
+    if is_public(original.path, route.public_paths) and (route.host is not None or _is_own_origin(rt, original)):
         rt.metrics.verify_decisions.labels("public").inc()
         return web.Response(status=200, headers=NO_STORE)
     current = await current_session(request, rt)
     session = current.session
-    if session is None:
+    if session is None or not route.accepts_provider(session.identity.idp):
         # A session cookie sent twice is decided as no session (neither value is believed); the answer also
-        # clears both variants, for the proxies that pass a refusal's Set-Cookie on (Traefik).
+        # clears both variants, for the proxies that pass a refusal's Set-Cookie on (Traefik). A session from a
+        # provider this route does not accept is no session for it.
+        if session is not None:
+            rt.metrics.route_refusals.labels(route.name, "provider_not_allowed").inc()
         login = _login_url(rt, original)
         refused: web.Response
         if original.mode == "traefik" and _is_browser_navigation(request, original):
@@ -80,19 +89,24 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
         else:
             rt.metrics.verify_decisions.labels("unauthenticated").inc()
             refused = _denied(401, "unauthenticated", {LOGIN_URL_HEADER: login})
-        if current.rejection == AMBIGUOUS:
+        if session is None and current.rejection == AMBIGUOUS:
             clear_session(refused, rt)
         return refused
-    decision = decide(rt.settings.rules, host=original.hostname, path=original.path, identity=session.identity)
+    decision = decide(route.rules, host=original.hostname, path=original.path, identity=session.identity)
     if not decision.allowed:
         rt.metrics.verify_decisions.labels("forbidden").inc()
-        logs.event("verify_forbidden", logging.WARNING, reasons=",".join(decision.reasons), sub=session.identity.sub)
+        rt.metrics.route_refusals.labels(route.name, "forbidden").inc()
+        logs.event(
+            "verify_forbidden", logging.WARNING, route=route.name, reasons=",".join(decision.reasons),
+            sub=session.identity.sub,
+        )
         return _denied(403, "forbidden")
-    settings = rt.settings
+    release = rt.release(route)
     response = web.Response(status=200, headers=NO_STORE)
-    for name, value in rt.identity_header_pairs(session.sid, session.identity):
+    # Only what this route releases: the proxy copies these headers to this route's application.
+    for name, value in release.header_pairs(session.sid, session.identity):
         response.headers[name] = value
-    response.headers[settings.assertion.header] = rt.signer.assertion_for(session.sid, session.identity, now=rt.clock())
+    response.headers[rt.settings.assertion.header] = release.assertion(session.sid, session.identity, now=rt.clock())
     if current.set_cookie is not None:
         # The proxy copies this Set-Cookie to the browser (see deploy/), so the idle timeout slides here too.
         current.set_cookie(response)
