@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.config.reader import Problems, Reader
 from gateway.config.schema import ASSERTION_KEYS
+from gateway.config.yaml_loader import plain_word, quote_scalar
 from gateway.protocol.claims import CANONICAL_CLAIMS
 
 DEFAULT_HEADERS = {"ssn": "X-Auth-Ssn", "name": "X-Auth-Name", "country": "X-Auth-Country"}
@@ -32,6 +33,8 @@ def load_headers(headers_raw: Mapping[str, Any] | None, problems: Problems) -> d
     for canonical, header in (headers_raw or {}).items():
         if canonical not in CANONICAL_CLAIMS:
             problems.add(f"headers.{canonical}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}")
+        elif not isinstance(header, str) and (word := plain_word(headers_raw or {}, canonical)) is not None:
+            problems.add(f"headers.{canonical}", quote_scalar(word, header))
         elif not isinstance(header, str) or not HEADER_NAME.match(header):
             problems.add(f"headers.{canonical}", "must be a header name of letters, digits and '-', e.g. X-Auth-Ssn")
         else:
