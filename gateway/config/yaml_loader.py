@@ -91,8 +91,10 @@ def parse_yaml(text: str) -> Any:
 
 def plain_word(container: Mapping[Any, Any] | Sequence[Any], key: Hashable) -> str | None:
     """The word written in the file for ``container[key]`` when YAML read it as a non-string, else None."""
-    if isinstance(container, (YamlMapping, YamlSequence)):
-        return container.plain_words.get(key)  # type: ignore[call-overload]
+    if isinstance(container, YamlMapping):
+        return container.plain_words.get(key)
+    if isinstance(container, YamlSequence) and isinstance(key, int):
+        return container.plain_words.get(key)
     return None
 
 

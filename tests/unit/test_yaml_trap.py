@@ -314,3 +314,10 @@ def test_the_country_example_uncommented_loads_and_bare_it_is_refused(tmp_path: 
     with pytest.raises(ConfigError) as raised:
         load_settings(parse_yaml(bare), env, base_dir=tmp_path)
     assert raised.value.problems == ['rules[0].require.country: YAML read NO as false; quote it: [SE, "NO"]']
+
+
+def test_yaml_safe_load_is_left_as_it_was() -> None:
+    """The word-keeping constructors belong to parse_yaml's own loader, not to PyYAML's SafeLoader."""
+    parsed = yaml.safe_load("a: {b: [NO]}")
+    assert type(parsed) is dict and type(parsed["a"]) is dict and type(parsed["a"]["b"]) is list
+    assert type(parse_yaml("a: 1")) is YamlMapping
