@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway.config.reader import Problems, Reader
 from gateway.config.schema import ASSERTION_KEYS
+from gateway.config.yaml_loader import plain_word, quote_scalar
 from gateway.protocol.claims import CANONICAL_CLAIMS
 from gateway.protocol.pairwise import PAIRWISE_CLAIM
 
@@ -42,6 +43,8 @@ def load_headers(
     for canonical, header in (headers_raw or {}).items():
         if canonical not in RELEASABLE_CLAIMS:
             problems.add(f"{path}.{canonical}", f"unknown canonical claim; use one of {', '.join(RELEASABLE_CLAIMS)}")
+        elif not isinstance(header, str) and (word := plain_word(headers_raw or {}, canonical)) is not None:
+            problems.add(f"{path}.{canonical}", quote_scalar(word, header))
         elif not isinstance(header, str) or not HEADER_NAME.match(header):
             problems.add(f"{path}.{canonical}", "must be a header name of letters, digits and '-', e.g. X-Auth-Ssn")
         else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from gateway.config.reader import Problems, Reader, check_url
 from gateway.config.schema import PROVIDER_KEYS
+from gateway.config.yaml_loader import plain_word, quote_scalar
 from gateway.protocol.authorization_request import NATIONAL_ID_PLACEHOLDER
 from gateway.protocol.claims import CANONICAL_CLAIMS, validate_claim_mapping
 from gateway.protocol.jws import ASYMMETRIC_ALGORITHMS
@@ -120,6 +121,8 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
             problems.add(
                 f"{path}claims.{canonical}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}"
             )
+        elif not isinstance(source, str) and (word := plain_word(claims_raw, canonical)) is not None:
+            problems.add(f"{path}claims.{canonical}", quote_scalar(word, source))
         elif not isinstance(source, str) or not source:
             problems.add(f"{path}claims.{canonical}", "must be an ID token claim name, or =VALUE for a constant")
         else:

@@ -11,6 +11,8 @@ from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.config.yaml_loader import keep_words, plain_word, quote_list, quote_scalar
+
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)?\Z")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -47,9 +49,11 @@ def expand_env(value: Any, environ: Mapping[str, str], path: str, problems: Prob
 
         return _ENV_REF.sub(substitute, value)
     if isinstance(value, list):
-        return [expand_env(v, environ, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return keep_words(value, [expand_env(v, environ, f"{path}[{i}]", problems) for i, v in enumerate(value)])
     if isinstance(value, dict):
-        return {k: expand_env(v, environ, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+        return keep_words(
+            value, {k: expand_env(v, environ, f"{path}.{k}" if path else str(k), problems) for k, v in value.items()}
+        )
     return value
 
 
@@ -100,7 +104,11 @@ class Reader:
                 self.problems.add(self.key(name), "is required")
             return None if value is None else default
         if not isinstance(value, str):
-            self.problems.add(self.key(name), "must be a string")
+            word = plain_word(self.data, name)
+            if word is not None:  # YAML 1.1 read a bare word as a boolean or number: say so, show the quoted form
+                self.problems.add(self.key(name), quote_scalar(word, value))
+            else:
+                self.problems.add(self.key(name), "must be a string")
             return default
         return value
 
@@ -109,7 +117,11 @@ class Reader:
         if value is None:
             return default
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problems.add(self.key(name), "must be a list of strings, e.g. [a, b]")
+            trap = quote_list(value) if isinstance(value, list) else None
+            if trap is not None:  # e.g. ui_locales: [nb, no] read as ['nb', False]
+                self.problems.add(self.key(name), trap)
+            else:
+                self.problems.add(self.key(name), "must be a list of strings, e.g. [a, b]")
             return default
         return tuple(value)
 

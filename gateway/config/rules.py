@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.config.reader import Problems, Reader
 from gateway.config.schema import RULE_KEYS
+from gateway.config.yaml_loader import quote_list
 from gateway.policy import Rule
 from gateway.protocol.claims import CANONICAL_CLAIMS
 from gateway.protocol.redirect_target import parse_redirect_domain
@@ -26,6 +27,8 @@ def read_require(raw: Mapping[str, Any] | None, path: str, problems: Problems) -
     for claim, values in (raw or {}).items():
         if claim not in CANONICAL_CLAIMS:
             problems.add(f"{path}.{claim}", f"unknown canonical claim; use one of {', '.join(CANONICAL_CLAIMS)}")
+        elif isinstance(values, list) and (trap := quote_list(values)) is not None:
+            problems.add(f"{path}.{claim}", trap)  # the words YAML read, and the list quoted
         elif isinstance(values, list) and any(isinstance(v, bool) for v in values):
             problems.add(
                 f"{path}.{claim}",

@@ -41,6 +41,7 @@ from gateway.config.routes import (
 from gateway.config.rules import load_rules
 from gateway.config.schema import TOP_KEYS
 from gateway.config.session import SessionSettings, load_session
+from gateway.config.yaml_loader import parse_yaml
 from gateway.errors import ConfigError
 from gateway.policy import Rule
 from gateway.protocol.paths import validate_public_path_pattern
@@ -238,7 +239,7 @@ def load_file(path: str | Path, environ: Mapping[str, str] | None = None) -> Set
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from exc
     try:
-        document = yaml.safe_load(text)
+        document = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
