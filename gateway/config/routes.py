@@ -229,7 +229,7 @@ def load_routes(
 
 def refuse_top_level_route_keys(data: Mapping[str, Any], problems: Problems) -> None:
     for key in PER_ROUTE_TOP_KEYS:
-        if key in data:
+        if data.get(key) is not None:
             problems.add(key, f"belongs to a route once routes is set; move it into each routes[].{key}")
 
 
