@@ -80,7 +80,8 @@ def parse_host_port(value: Any) -> tuple[str, int] | None:
 
 
 def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_HOSTS:
+    # RFC 6761 §6.3: localhost and every name below it resolve to loopback (browsers never ask DNS).
+    if host in _LOOPBACK_HOSTS or host.endswith(".localhost"):
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
