@@ -31,6 +31,7 @@ from gateway.policy import decide
 from gateway.protocol.paths import PathError, encode_path, is_public, normalize_request_path
 from gateway.proxy import build_upstream_headers, connection_tokens, forward
 from gateway.responses import error_response, redirect_to, wants_html
+from gateway.route_table import RouteTable
 from gateway.routes import Route
 from gateway.runtime import RUNTIME, Runtime, build_runtime
 from gateway.session.cookies import clear_session
@@ -159,6 +160,7 @@ def _target(route: Route, path: str, request: web.Request) -> str:
 async def _forward(
     request: web.Request,
     rt: Runtime,
+    table: RouteTable,
     route: Route,
     path: str,
     identity: tuple[tuple[str, str], ...],
@@ -174,7 +176,7 @@ async def _forward(
         client = dataclasses.replace(client, host=client.host if trusted else request.host)
     headers = build_upstream_headers(
         request.headers.items(),
-        protected=rt.protected,
+        protected=table.protected,
         own_cookies=rt.own_cookies,
         identity=identity,
         client=client,
@@ -190,7 +192,7 @@ async def _forward(
         timeouts=timeouts,
         metrics=rt.metrics,
         before_prepare=before_prepare,
-        pool=rt.upstream_pools.get(route.name),
+        pool=table.pools.get(route.name),
         own_cookie_names=rt.own_cookie_spellings,
     )
 
@@ -213,14 +215,15 @@ async def _login_response(request: web.Request, rt: Runtime, route: Route, path:
 
 
 async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tuple[web.StreamResponse, str]:
-    host = rt.request_host(request) if rt.routes_need_host else ""
-    route = rt.route_for(host, path)
+    table = rt.table  # this request's routes to its end, whatever a reload does meanwhile
+    host = rt.request_host(request) if table.needs_host else ""
+    route = table.route_for(host, path)
     if route is None:
         # No application is configured for this host and path: nothing is forwarded anywhere.
         raise NotFoundError("no_route")
     request[ROUTE] = route.name
     if is_public(path, route.public_paths):
-        return await _forward(request, rt, route, path, identity=(), host=host), "public"
+        return await _forward(request, rt, table, route, path, identity=(), host=host), "public"
     current = await current_session(request, rt)
     session = current.session
     if session is None or not route.accepts_provider(session.identity.idp):
@@ -231,7 +234,7 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
             clear_session(response, rt)
         return response, "unauthenticated" if response.status == 401 else "redirected_to_login"
     # The legacy route's rules name the configured public host, as they always did.
-    rule_host = host if rt.routes_need_host else rt.public_origin[1].split(":")[0]
+    rule_host = host if table.needs_host else rt.public_origin[1].split(":")[0]
     decision = decide(route.rules, host=rule_host, path=path, identity=session.identity)
     if not decision.allowed:
         rt.metrics.route_refusals.labels(route.name, "forbidden").inc()
@@ -240,12 +243,13 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
             sub=session.identity.sub,
         )
         raise AccessDeniedError(",".join(decision.reasons))
-    release = rt.release(route)
+    release = table.release(route)
     identity = release.header_pairs(session.sid, session.identity)
     assertion = release.assertion(session.sid, session.identity, now=rt.clock())
     response = await _forward(
         request,
         rt,
+        table,
         route,
         path,
         identity=(*identity, (rt.settings.assertion.header, assertion)),

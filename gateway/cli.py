@@ -54,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_problems(error, args.config)
         return EXIT_CONFIG
     logs.configure(settings.log_level)
-    return server.run(settings, workers=args.workers)
+    return server.run(settings, workers=args.workers, config_path=args.config)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

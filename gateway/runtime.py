@@ -14,14 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from gateway import keys, logs
-from gateway.assertion import protected_names
 from gateway.config import Settings
 from gateway.errors import BadRequestError, ConfigError
 from gateway.forwarded import ClientView, client_view
@@ -29,13 +27,12 @@ from gateway.idp.oidc_client import OidcClient
 from gateway.idp.poll_client import PollClient
 from gateway.metrics import Metrics
 from gateway.protocol import field_lines
-from gateway.protocol.claims import HeaderEncoding
 from gateway.protocol.jws import DecryptionKey, SigningKey
 from gateway.protocol.rate_limit import RateLimiter
 from gateway.protocol.redirect_target import safe_return_target
 from gateway.proxy import gateway_cookie_names
-from gateway.release import Release
-from gateway.routes import Route, host_without_port, select_route
+from gateway.route_table import PoolKey, RouteTable, build_route_table
+from gateway.routes import host_without_port
 from gateway.session.codec import Keyring
 from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
@@ -50,18 +47,18 @@ class Runtime:
     settings: Settings
     metrics: Metrics
     keyring: Keyring
-    #: Route name -> what that route's upstream receives (headers, assertion); the legacy route is "default".
-    releases: dict[str, Release]
+    #: The routes in force and what each releases; replaced whole by a reload (route_table.py).
+    table: RouteTable
+    signing_key: SigningKey
     published_keys: tuple[dict[str, str], ...]
     client_keys: dict[str, SigningKey]
-    protected: frozenset[str]
     session_cookie: str
     login_cookie: str
     clock: Callable[[], float] = time.time
     http: aiohttp.ClientSession | None = None
     upstream_http: aiohttp.ClientSession | None = None
-    #: Route name -> its upstream's connection pool (routes with the same upstream and timeouts share one).
-    upstream_pools: dict[str, UpstreamPool] = field(default_factory=dict)
+    #: Upstream connection pools by (upstream, connect, read timeout), kept across reloads.
+    upstream_pools: dict[PoolKey, UpstreamPool] = field(default_factory=dict)
     providers: dict[str, OidcClient] = field(default_factory=dict)
     poll_clients: dict[str, PollClient] = field(default_factory=dict)
     store: SessionStore = field(default=None)  # type: ignore[assignment]  # set by build_runtime
@@ -91,14 +88,6 @@ class Runtime:
         parts = urlsplit(self.settings.public_url)
         return parts.scheme, parts.netloc
 
-    @functools.cached_property
-    def routes_need_host(self) -> bool:
-        """Whether any route matches on the host (else the Host header need not be read)."""
-        return any(route.host is not None for route in self.settings.routes)
-
-    def route_for(self, host: str, path: str) -> Route | None:
-        return select_route(self.settings.routes, host, path)
-
     def request_host(self, request: web.Request) -> str:
         """The host the client asked for, lower case without a port: X-Forwarded-Host from a trusted proxy,
         else Host. A host that is not a plain name or address is a 400 (never a route chosen from it)."""
@@ -109,12 +98,9 @@ class Runtime:
             raise BadRequestError("bad_host", public_message="The request's Host header is not a host name.")
         return host
 
-    def release(self, route: Route) -> Release:
-        return self.releases[route.name]
-
     def forget_session(self, sid: str) -> None:
         """A session ended: no route reuses a header or an assertion signed for it."""
-        for release in self.releases.values():
+        for release in self.table.releases.values():
             release.forget(sid)
 
     def return_target(self, raw: str | None) -> str:
@@ -167,14 +153,6 @@ class Runtime:
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept"),
         )
-        shared: dict[tuple[str, float, float], UpstreamPool] = {}
-        for route in self.settings.routes:
-            key = (route.upstream, route.timeouts.connect, route.timeouts.read)
-            if key not in shared:
-                shared[key] = UpstreamPool(
-                    route.upstream, connect_timeout=route.timeouts.connect, read_timeout=route.timeouts.read
-                )
-            self.upstream_pools[route.name] = shared[key]
         for provider in self.settings.providers:
             client = OidcClient(
                 provider,
@@ -331,18 +309,17 @@ def build_runtime(
     # guarantees it was set over https.
     session_prefix = ("__Secure-" if settings.session.cookie_domain else "__Host-") if settings.secure_cookies else ""
     keyring = Keyring([settings.session.secret, *settings.session.previous_secrets])
+    pools: dict[PoolKey, UpstreamPool] = {}
     runtime = Runtime(
         settings=settings,
         metrics=metrics or Metrics(),
         keyring=keyring,
-        releases=build_releases(settings, signing_key),
+        table=build_route_table(settings, signing_key, pools),
+        signing_key=signing_key,
+        upstream_pools=pools,
         published_keys=(keys.public_jwk(signing_key), *published),
         client_keys=client_keys,
         encryption_keys=material.encryption_keys,
-        # A header any route sends is refused from the client on every route.
-        protected=protected_names(
-            [header for route in settings.routes for header in route.headers.values()], settings.assertion.header
-        ),
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",
         clock=clock,
@@ -353,22 +330,6 @@ def build_runtime(
     limit_key = hmac.new(settings.session.secret.encode(), b"eid-gateway rate-limit buckets", hashlib.sha256).digest()
     runtime.rate_limiter = RateLimiter(dict(settings.rate_limits), limit_key, runtime.store.count_hit)
     return runtime
-
-
-def build_releases(settings: Settings, signing_key: SigningKey) -> dict[str, Release]:
-    pairwise = settings.pairwise
-    secrets = [pairwise.secret, *pairwise.previous_secrets] if pairwise else []
-    encoding = cast(HeaderEncoding, settings.header_encoding)
-    return {
-        route.name: Release(
-            route,
-            signing_key=signing_key,
-            issuer=settings.public_url,
-            encoding=encoding,
-            pairwise_secrets=[secret.encode() for secret in secrets],
-        )
-        for route in settings.routes
-    }
 
 
 def build_store(

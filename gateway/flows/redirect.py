@@ -84,7 +84,7 @@ def route_of_target(rt: Runtime, target: str) -> Route | None:
         path = normalize_request_path(parts.path or "/")
     except PathError:
         return None
-    return rt.route_for(host, path)
+    return rt.table.route_for(host, path)
 
 
 async def handle_login(request: web.Request) -> web.StreamResponse:

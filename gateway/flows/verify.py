@@ -64,7 +64,8 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
         rt.metrics.verify_decisions.labels("malformed").inc()
         logs.event("verify_refused", logging.WARNING, reason=exc.reason)
         return _denied(401, "unauthenticated")
-    route = rt.route_for(original.hostname, original.path)
+    table = rt.table  # this request's routes to its end, whatever a reload does meanwhile
+    route = table.route_for(original.hostname, original.path)
     if route is None:
         # No application is configured for this host and path: the proxy must not pass the request on.
         rt.metrics.verify_decisions.labels("no_route").inc()
@@ -101,7 +102,7 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
             sub=session.identity.sub,
         )
         return _denied(403, "forbidden")
-    release = rt.release(route)
+    release = table.release(route)
     response = web.Response(status=200, headers=NO_STORE)
     # Only what this route releases: the proxy copies these headers to this route's application.
     for name, value in release.header_pairs(session.sid, session.identity):
