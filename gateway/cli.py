@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gateway import __version__, keys, logs
-from gateway.config import load_file
+from gateway.config import Settings, load_file
 from gateway.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -20,7 +20,7 @@ def _print_problems(error: ConfigError, path: str) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def _load(path: str) -> object:
+def _load(path: str) -> Settings:
     from gateway.runtime import load_key_files
 
     settings = load_file(path)
@@ -30,12 +30,31 @@ def _load(path: str) -> object:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     try:
-        _load(args.config)
+        settings = _load(args.config)
     except ConfigError as error:
         _print_problems(error, args.config)
         return EXIT_CONFIG
     print(f"{args.config}: configuration is valid")
+    if args.show_routes:
+        _print_routes(settings)
     return 0
+
+
+def _print_routes(settings: Settings) -> None:
+    import yaml
+
+    from gateway.config.routes import routes_form
+
+    legacy = not settings.explicit_routes
+    routes = routes_form(settings.routes, legacy=legacy, public_paths=settings.public_paths)
+    if legacy:
+        print(
+            "# Without routes, this file is one route for every request. The same with routes: replace the "
+            "top-level\n# upstream, headers, public_paths and rules with the list below. One difference: a "
+            "route's assertion\n# carries only the claims its headers list (today's carries every verified "
+            "claim); add any it needs."
+        )
+    print(yaml.safe_dump({"routes": routes}, sort_keys=False, allow_unicode=True), end="")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -107,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     check = commands.add_parser("check-config", help="validate a config file and its key files, then exit")
     check.add_argument("--config", required=True)
+    check.add_argument(
+        "--show-routes",
+        action="store_true",
+        help="also print the file's routes as a routes: list, most specific first (for a file without routes: "
+        "how to write it with routes)",
+    )
     check.set_defaults(func=cmd_check_config)
     keygen = commands.add_parser("keygen", help="make an assertion signing key and a session secret")
     keygen.add_argument("--out", help="write the private key here (mode 600) instead of printing it")

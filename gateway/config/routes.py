@@ -8,6 +8,7 @@ one place that says what an application receives.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -253,3 +254,59 @@ def legacy_route(
         timeouts=timeouts,
         releases_everything=True,
     )
+
+
+def routes_form(routes: Sequence[Route], *, legacy: bool, public_paths: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The ``routes`` list that means what these routes mean (``eid-gateway check-config --show-routes``).
+
+    A legacy configuration becomes one route per rule (a rule's host and prefix become the route's match,
+    most specific first exactly like rules), each with the upstream and headers; every public path goes to the
+    route that would serve it."""
+    if not legacy:
+        return [_route_entry(route) for route in routes]
+    (route,) = routes
+    entries: list[dict[str, Any]] = []
+    rules = sorted(route.rules, key=lambda rule: (rule.host is not None, len(rule.path_prefix)), reverse=True)
+    split = [Route(name=f"rule-{i + 1}", upstream=route.upstream, host=rule.host, path_prefix=rule.path_prefix,
+                   headers=route.headers, audience=route.audience, ttl=route.ttl, rules=(rule,))
+             for i, rule in enumerate(rules)]
+    if not any(rule.host is None and rule.path_prefix == "/" for rule in route.rules):
+        split.append(dataclasses.replace(route, name="app", rules=()))
+    split = list(sort_routes(split))
+    owned: dict[str, list[str]] = {r.name: [] for r in split}
+    for path in public_paths:
+        owner = next((r for r in split if r.host is None and prefix_matches(r.path_prefix, path)), None)
+        if owner is not None:
+            owned[owner.name].append(path)
+    for candidate in split:
+        entry = _route_entry(dataclasses.replace(candidate, public_paths=tuple(owned[candidate.name])))
+        entry.setdefault("assertion", {})["audience"] = route.audience  # a route's own default would differ
+        entries.append(entry)
+    return entries
+
+
+def _route_entry(route: Route) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": route.name}
+    match: dict[str, str] = {}
+    if route.host is not None:
+        match["host"] = route.host
+    if route.path_prefix != "/":
+        match["path_prefix"] = route.path_prefix
+    if match:
+        entry["match"] = match
+    entry["upstream"] = route.upstream
+    if route.strip_prefix:
+        entry["strip_prefix"] = route.strip_prefix
+    entry["headers"] = dict(route.headers)
+    if route.audience != route.name:
+        entry["assertion"] = {"audience": route.audience}
+    if route.public_paths:
+        entry["public_paths"] = list(route.public_paths)
+    require = {claim: list(values) for rule in route.rules for claim, values in rule.require.items()}
+    if require:
+        entry["require"] = require
+    if route.providers:
+        entry["providers"] = list(route.providers)
+    if route.sector != route.name:
+        entry["sector"] = route.sector
+    return entry

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 
 from gateway.config import load_settings
 from gateway.errors import ConfigError
@@ -143,3 +144,44 @@ def test_pairwise_sub_without_routes_needs_the_secret_too() -> None:
     doc = document(upstream="http://app:8080", headers={"pairwise_sub": "X-Auth-Subject"}, pairwise=None)
     del doc["routes"]
     assert any(p.startswith("headers.pairwise_sub: needs pairwise.secret") for p in problems(doc))
+
+
+def test_show_routes_rewrites_a_legacy_file_into_routes_that_decide_the_same(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import main
+    from gateway.policy import decide
+    from gateway.protocol.claims import Identity
+    from gateway.protocol.paths import is_public
+
+    legacy = document(
+        upstream="http://app:8080",
+        public_paths=["/healthz", "/admin/public/"],
+        rules=[
+            {"path_prefix": "/admin/", "require": {"country": ["SE", "NO"]}},
+            {"host": "payroll.example.com", "require": {"acr": ["high"]}},
+        ],
+    )
+    del legacy["routes"], legacy["pairwise"]
+    path = tmp_path / "legacy.yaml"
+    path.write_text(yaml.safe_dump(legacy))
+    assert main(["check-config", "--config", str(path), "--show-routes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{path}: configuration is valid\n# Without routes")
+    rewritten = {**legacy, "routes": yaml.safe_load(out.split("\n", 1)[1])["routes"]}
+    for key in ("upstream", "headers", "public_paths", "rules"):
+        rewritten.pop(key, None)
+    before, after = load_settings(legacy, {}), load_settings(rewritten, {})
+    (old,) = before.routes
+    people = [Identity(values={"sub": "s", "idp": "idura", "country": c, "acr": a})
+              for c in ("SE", "DK") for a in ("high", "low")]
+    for host in ("payroll.example.com", "app.example.com"):
+        for request_path in ("/", "/x", "/admin", "/admin/x", "/admin/public/y", "/healthz"):
+            new = next(r for r in after.routes if r.matches(host, request_path))
+            assert new.upstream == old.upstream and new.headers == old.headers and new.audience == old.audience
+            if host == "app.example.com":
+                assert is_public(request_path, new.public_paths) == is_public(request_path, old.public_paths)
+            for person in people:
+                assert decide(new.rules, host=host, path=request_path, identity=person) == decide(
+                    old.rules, host=host, path=request_path, identity=person
+                ), (host, request_path, person)
