@@ -392,12 +392,21 @@ async def handle_logged_out(_request: web.Request) -> web.StreamResponse:
     return pages.logged_out_page()
 
 
+#: What /_auth/userinfo shows when the config has routes: enough for a "logged in as" line and a logout.
+USERINFO_WITH_ROUTES = frozenset({"name", "given_name", "family_name", "idp", "acr", "auth_time"})
+
+
 async def handle_userinfo(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     current = await current_session(request, rt)
     if current.session is None:
         raise AuthenticationError("unauthenticated")
-    response = web.json_response(current.session.identity.to_json(), headers={"Cache-Control": "no-store"})
+    shown = current.session.identity.to_json()
+    if rt.settings.explicit_routes:
+        # Any application's script on the gateway's hosts can read this: with routes, the person's own
+        # display data only, never what a route might withhold from its application.
+        shown = {name: value for name, value in shown.items() if name in USERINFO_WITH_ROUTES}
+    response = web.json_response(shown, headers={"Cache-Control": "no-store"})
     if current.set_cookie is not None:
         current.set_cookie(response)
     return response

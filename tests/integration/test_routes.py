@@ -338,3 +338,11 @@ async def test_per_route_metrics(env: Env, asa: aiohttp.ClientSession) -> None:
     assert 'gateway_route_refusals_total{reason="forbidden",route="norway-only"}' in text
     assert 'gateway_route_request_duration_seconds_count{route="hr"}' in text
     assert 'route="other' not in text  # unmatched hosts never become label values
+
+
+async def test_userinfo_never_shows_what_routes_withhold(env: Env, asa: aiohttp.ClientSession) -> None:
+    async with asa.get(f"{env.url}/_auth/userinfo") as resp:
+        assert resp.status == 200
+        shown = await resp.json()
+    assert set(shown) == {"name", "idp", "acr", "auth_time"} and shown["name"] == "Åsa Öberg"
+    assert ASA_SSN not in str(shown)
