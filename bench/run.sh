@@ -4,9 +4,10 @@
 #   bench/run.sh                 # everything, ~12 min on the 2-core box (wrk: median of REPEATS runs); prints ONE table
 #   ONLY=headless bench/run.sh   # only row 5 (10,000 pending BankID transactions, ~2 min)
 #   ONLY=workers bench/run.sh    # only row 6 (--workers 2 vs --workers 1 on both cores, ~2 min)
+#   ONLY=routes bench/run.sh     # only row 7 (20 routes vs 1 route, authenticated GET, ~1.5 min)
 #
 # Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
-#   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,headless SKIP_INSTALL=1
+#   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,routes,headless SKIP_INSTALL=1
 #   HEADLESS_N=10000 HEADLESS_INTERVAL=5 HEADLESS_INTERVALS=3 HEADLESS_KEY=ec HEADLESS_EXPIRES_IN=900
 #   HEADLESS_IDP_CPUS=1 OP_CPUS=0 (OP_CPUS=1: the OP beside the load generator, as a remote OP would be;
 #   it changes only row 4, for every server alike)
@@ -28,6 +29,10 @@
 # Step `workers` (row 6): a second gateway (:19095) started with --workers 1, then --workers 2, pinned to
 #   WORKERS_CPUS (both cores), and wrk on the SAME cores, the upstream nginx moved there too for the
 #   step: a 2-core machine has no third core for the load generator (bench/tools/workers.py).
+# Step `routes` (row 7): two gateways like row 1's with their upstream and headers moved into routes, one
+#   with 1 route (:19099, metrics :19101) and one with 20 (:19100, metrics :19102), the measured request
+#   matching the last route tried (bench/tools/routes_config.py); wrk alternates between them
+#   (bench/tools/routes.py).
 # Step `headless` (row 5), after everything else has stopped: the dev IdP (bench/tools/headless_idp.py)
 #   :19093 on HEADLESS_IDP_CPUS (default: the driver's CPU 1; it stands in for a remote service) and a
 #   gateway with a `flow: headless` provider (private_key_jwt with a HEADLESS_KEY key, poll_interval
@@ -51,6 +56,7 @@ PY="$REPO/.venv/bin/python"
 : "${HEADLESS_GW_PORT:=19092}" "${HEADLESS_IDP_PORT:=19093}" "${HEADLESS_METRICS_PORT:=19094}"
 : "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
 : "${GATEWAY_DIRECT_PORT:=19097}" "${GATEWAY_DIRECT_METRICS_PORT:=19098}"
+: "${ROUTES1_PORT:=19099}" "${ROUTES20_PORT:=19100}" "${ROUTES1_METRICS_PORT:=19101}" "${ROUTES20_METRICS_PORT:=19102}"
 : "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
 : "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}" "${OP_CPUS:=$SERVER_CPUS}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
@@ -61,12 +67,14 @@ export BIND_HOST UPSTREAM_PORT NGINX_PROXY_PORT APACHE_CC_PORT GATEWAY_PORT APAC
   OP_PORT GATEWAY_METRICS_PORT SERVER_CPUS WRK_CPUS DURATION WARMUP REPEATS CONNECTIONS LOGIN_N PAR_LOGINS \
   PAR_LOGIN_N PYSPY PYSPY_SECONDS ONLY OUT OP_ISSUER LOG_DIR="$OUT/logs" \
   HEADLESS_GW_PORT HEADLESS_IDP_PORT HEADLESS_METRICS_PORT WORKERS_GW_PORT WORKERS_METRICS_PORT WORKERS_CPUS \
-  HEADLESS_N HEADLESS_INTERVAL HEADLESS_INTERVALS HEADLESS_KEY HEADLESS_EXPIRES_IN GATEWAY_DIRECT_PORT
+  HEADLESS_N HEADLESS_INTERVAL HEADLESS_INTERVALS HEADLESS_KEY HEADLESS_EXPIRES_IN GATEWAY_DIRECT_PORT \
+  ROUTES1_PORT ROUTES20_PORT
 
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 PEERS=0  # the peer comparison (rows 1-4): nginx, Apache + mod_auth_openidc, the gateway, the OP
 for s in proxy verify unauth pyspy logins; do want "$s" && PEERS=1; done
 WORKERS=0; want workers && WORKERS=1
+ROUTES=0; want routes && ROUTES=1
 HEADLESS=0; want headless && HEADLESS=1
 case "$HEADLESS_KEY" in ec|rsa) ;; *) echo "HEADLESS_KEY must be ec or rsa" >&2; exit 1 ;; esac
 
@@ -95,6 +103,7 @@ fi
 need=(taskset timeout curl)
 ((PEERS)) && need+=(nginx apache2 wrk node)
 ((WORKERS)) && need+=(nginx wrk node)
+((ROUTES)) && need+=(nginx wrk node)
 for c in "${need[@]}"; do command -v "$c" >/dev/null || die "missing $c"; done
 [ -x "$PY" ] || die "no venv at $REPO/.venv"
 
@@ -150,7 +159,8 @@ trap 'exit 130' INT TERM
 
 for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT \
   $GATEWAY_METRICS_PORT $HEADLESS_GW_PORT $HEADLESS_IDP_PORT $HEADLESS_METRICS_PORT $WORKERS_GW_PORT $WORKERS_METRICS_PORT \
-  $GATEWAY_DIRECT_PORT $GATEWAY_DIRECT_METRICS_PORT; do
+  $GATEWAY_DIRECT_PORT $GATEWAY_DIRECT_METRICS_PORT $ROUTES1_PORT $ROUTES20_PORT $ROUTES1_METRICS_PORT \
+  $ROUTES20_METRICS_PORT; do
   ! curl -s -o /dev/null --max-time 1 "http://$BIND_HOST:$p/" || die "port $p is in use"
 done
 
@@ -190,6 +200,14 @@ if ((WORKERS)); then
     GATEWAY_METRICS_PORT="$WORKERS_METRICS_PORT" DIRECT_LOGIN_REDIRECT=false
   check_config "$OUT/gateway-workers.yaml"
 fi
+if ((ROUTES)); then
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-routes-base.yaml" DIRECT_LOGIN_REDIRECT=false
+  for n in 1 20; do
+    [ "$n" = 1 ] && port=$ROUTES1_PORT mport=$ROUTES1_METRICS_PORT || port=$ROUTES20_PORT mport=$ROUTES20_METRICS_PORT
+    "$PY" "$BENCH/tools/routes_config.py" "$OUT/gateway-routes-base.yaml" "$OUT/gateway-routes$n.yaml" "$n" "$port" "$mport"
+    check_config "$OUT/gateway-routes$n.yaml"
+  done
+fi
 if ((HEADLESS)); then
   mkdir -p "$OUT/headless"
   "$PY" -c "import sys; from gateway import keys; open(sys.argv[1], 'wb').write(keys.generate_${HEADLESS_KEY}_pem())" \
@@ -212,13 +230,13 @@ v() { command -v "$1" >/dev/null && { "$@" 2>&1 | head -n1; } || echo -; }
 # -------------------------------------------------------------------- start ---
 T0=$(date +%s)
 rc=0
-if ((PEERS || WORKERS)); then
+if ((PEERS || WORKERS || ROUTES)); then
   log "upstream nginx :$UPSTREAM_PORT"
   start upstream nginx -p "$OUT/upstream/" -c nginx.conf -e stderr
   wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
   log "OP (tests/op/server.js) :$OP_PORT"
   OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
-    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op,http://$BIND_HOST:$GATEWAY_DIRECT_PORT/_auth/callback/op" \
+    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op,http://$BIND_HOST:$GATEWAY_DIRECT_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES1_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES20_PORT/_auth/callback/op" \
     OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" SERVER_CPUS="$OP_CPUS" \
     start op node "$REPO/tests/op/server.js"
   wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
@@ -267,6 +285,19 @@ if ((WORKERS)); then
   repin "$SERVER_CPUS" "$up"
 fi
 
+# ------------------------------------------------ row 7: 20 routes vs 1 route ---
+if ((ROUTES)); then
+  for n in 1 20; do
+    [ "$n" = 1 ] && port=$ROUTES1_PORT || port=$ROUTES20_PORT
+    log "gateway with $n route(s) :$port (1 worker)"
+    start "gateway-routes$n" "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway-routes$n.yaml" --workers 1
+    wait_http "gateway-routes$n" "http://$BIND_HOST:$port/healthz" 30
+  done
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/routes.py" || rc=$?
+  stop_one gateway-routes1
+  stop_one gateway-routes20
+fi
+
 # ------------------------------------------- row 5: 10,000 headless transactions ---
 if ((HEADLESS)); then
   stop_all  # nothing else runs during this step
@@ -296,7 +327,7 @@ import json, os, sys
 out = sys.argv[1]
 p = os.path.join(out, "results.json")
 r = json.load(open(p)) if os.path.exists(p) else {"checks": {}, "wrk": [], "logins": [], "pyspy": {}}
-for key in ("workers", "headless"):
+for key in ("workers", "headless", "routes"):
     f = os.path.join(out, key + ".json")
     if os.path.exists(f):
         r[key] = json.load(open(f))

@@ -16,7 +16,7 @@ from gateway.config import Settings
 from gateway.protocol.claims import HeaderEncoding
 from gateway.protocol.jws import SigningKey
 from gateway.release import Release
-from gateway.routes import Route, select_route
+from gateway.routes import Route, RouteIndex
 from gateway.upstream import UpstreamPool
 
 PoolKey = tuple[str, float, float]
@@ -32,9 +32,10 @@ class RouteTable:
     #: Whether any route matches on the host (else the Host header need not be read).
     needs_host: bool
     pools: Mapping[str, UpstreamPool]
+    index: RouteIndex
 
     def route_for(self, host: str, path: str) -> Route | None:
-        return select_route(self.routes, host, path)
+        return self.index.select(host, path)
 
     def release(self, route: Route) -> Release:
         return self.releases[route.name]
@@ -74,4 +75,5 @@ def build_route_table(
         ),
         needs_host=any(route.host is not None for route in settings.routes),
         pools=by_route,
+        index=RouteIndex(settings.routes),
     )

@@ -40,6 +40,7 @@ from gateway.session.store import BoundedCache, CookieStore, SessionStore
 from gateway.upstream import UpstreamPool
 
 REPEATED_HEADER_MESSAGE = "The request repeated a header that must be sent once."
+CLIENT_VIEW = web.RequestKey("client_view", ClientView)
 
 
 @dataclass
@@ -115,7 +116,10 @@ class Runtime:
         """The client's address, scheme and host, believing X-Forwarded-* from trusted proxies only.
 
         X-Forwarded-For is every line of it (a proxy appends its own line after the client's); a repeated
-        X-Forwarded-Proto/-Host from a trusted proxy is a 400 (BadRequestError), never one line of two."""
+        X-Forwarded-Proto/-Host from a trusted proxy is a 400 (BadRequestError), never one line of two.
+        Worked out once per request (routing and forwarding both ask)."""
+        if CLIENT_VIEW in request:
+            return request[CLIENT_VIEW]
         headers = request.headers
         view = client_view(
             peer=request.remote or "",
@@ -130,6 +134,7 @@ class Runtime:
         if view.via_trusted_proxy and (name := field_lines.repeated(headers, field_lines.TRUSTED_SINGLETONS)):
             self.metrics.repeated_headers.labels(name.lower()).inc()
             raise BadRequestError("repeated_header", public_message=REPEATED_HEADER_MESSAGE)
+        request[CLIENT_VIEW] = view
         return view
 
     def refuse_repeated_fields(self, request: web.Request) -> None:

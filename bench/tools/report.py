@@ -97,6 +97,15 @@ for w in R.get("workers", []):
     if "rps" not in w:
         rows.append(f"| 6 | --workers {w.get('workers')} | eid-gateway | skipped ({w.get('skipped')}) | | | | | | | |")
 
+# row 7: the authenticated GET with 20 routes against 1 route (the request matches the last route tried)
+Rt = {r["routes"]: r for r in R.get("routes", []) if "rps" in r}
+for n, r in sorted(Rt.items()):
+    ratio = f" (÷ 1 route: {r['rps'] / Rt[1]['rps']:.3f})" if n != 1 and 1 in Rt else ""
+    sock = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+    rows.append(f"| 7 | authenticated GET, small body, {n} route(s) configured, the request matching the last route "
+                f"tried (runs {r['rps_all']}) | eid-gateway{ratio} | {r['rps']:.0f} | {r['p50'] / 1000:.2f} | "
+                f"{r['p99'] / 1000:.2f} | | {r['err_status']}, {sock} | | | |")
+
 # row 5: N pending headless transactions in one gateway worker
 Hd = R.get("headless")
 if Hd and Hd.get("started"):

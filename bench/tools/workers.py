@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
 import threading
 import time
@@ -24,12 +23,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import login  # noqa: E402
 from proctree import kids_map, tree_rss_kb  # noqa: E402
+from wrkrun import wrk as run_wrk  # noqa: E402
 
 E = os.environ
 H, OUT = E["BIND_HOST"], E["OUT"]
 PORT = E["WORKERS_GW_PORT"]
 URL = f"http://{H}:{PORT}/"
-LUA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk.lua")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -60,14 +59,7 @@ def cpu_s(root: int) -> float:
 
 
 def wrk(seconds: int, cookie: str) -> dict | None:
-    cmd = ["taskset", "-c", E["WORKERS_CPUS"], "wrk", "-t1", f"-c{E['CONNECTIONS']}", f"-d{seconds}s",
-           "--timeout", "5s", "--latency", "-s", LUA, "-H", "Accept: text/html", "-H", f"Cookie: {cookie}", URL]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
-    for line in p.stdout.splitlines():
-        if line.startswith("WRKJSON "):
-            return json.loads(line[8:])
-    log(f"wrk gave no summary: {p.stdout[-300:]} {p.stderr[-300:]}")
-    return None
+    return run_wrk(URL, seconds, cookie, cpus=E["WORKERS_CPUS"], connections=E["CONNECTIONS"])
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.protocol.claims import Identity
 from gateway.protocol.pairwise import pairwise_subject, person_key
-from gateway.routes import Route, host_matches, host_without_port, select_route, sort_routes
+from gateway.routes import Route, RouteIndex, host_matches, host_without_port, select_route, sort_routes
 
 SECRET = b"s" * 32
 
@@ -53,6 +53,17 @@ ROUTES = sort_routes(
 def test_the_most_specific_route_wins(host: str, path: str, expected: str) -> None:
     chosen = select_route(ROUTES, host, path)
     assert chosen is not None and chosen.name == expected
+
+
+def test_the_index_chooses_as_the_full_scan_does() -> None:
+    """RouteIndex (a dict lookup by host) and select_route (every route in order) agree on every request."""
+    hosts = ["hr.example.com", "wiki.example.com", "wiki.intra.example.com", "example.com", "other.test", ""]
+    paths = ["/", "/admin", "/admin/users", "/administrator", "/docs", "/docs/api/v1", "/docsx", "/x"]
+    for routes in (ROUTES, sort_routes([route("hr", host="hr.example.com"), route("w", host="*.example.com")])):
+        index = RouteIndex(routes)
+        for host in hosts:
+            for path in paths:
+                assert index.select(host, path) == select_route(routes, host, path), (host, path)
 
 
 def test_no_route_matches_without_a_catch_all() -> None:
