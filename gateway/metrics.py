@@ -154,6 +154,7 @@ class Metrics:
         )
         for result in ("ok", "invalid"):
             self.config_reloads.labels(result)
+        self._route_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
             self.requests.labels(outcome)
@@ -163,8 +164,12 @@ class Metrics:
     def observe_route(self, route: str, outcome: str, status: int, seconds: float) -> None:
         if outcome == "error" and status < 500:
             outcome = "refused"
-        self.route_requests.labels(route, outcome).inc()
-        self.route_duration.labels(route).observe(seconds)
+        children = self._route_children.get((route, outcome))
+        if children is None:  # labels() takes a lock and builds a key: once per route and outcome, not per request
+            children = (self.route_requests.labels(route, outcome), self.route_duration.labels(route))
+            self._route_children[(route, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,13 +31,16 @@ class Release:
         issuer: str,
         encoding: HeaderEncoding,
         pairwise_secrets: Sequence[bytes] = (),
+        cache_size: int = 10_000,
     ) -> None:
         self.route = route
-        self.signer = AssertionSigner(key=signing_key, issuer=issuer, audience=route.audience, ttl=route.ttl)
+        self.signer = AssertionSigner(
+            key=signing_key, issuer=issuer, audience=route.audience, ttl=route.ttl, cache_size=cache_size
+        )
         self._encoding: HeaderEncoding = encoding
         self._secrets = tuple(pairwise_secrets)
-        self._headers = BoundedCache()
-        self._released: BoundedCache = BoundedCache()
+        self._headers = BoundedCache(cache_size)
+        self._released: BoundedCache = BoundedCache(cache_size)
 
     def pairwise(self, identity: Identity) -> str | None:
         return pairwise_subject(self._secrets[0], self.route.sector, identity) if self._secrets else None

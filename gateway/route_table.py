@@ -20,6 +20,7 @@ from gateway.routes import Route, RouteIndex
 from gateway.upstream import UpstreamPool
 
 PoolKey = tuple[str, float, float]
+ROUTE_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ def build_route_table(
     pairwise = settings.pairwise
     secrets = [pairwise.secret, *pairwise.previous_secrets] if pairwise else []
     encoding = cast(HeaderEncoding, settings.header_encoding)
+    # The per-session caches of all routes together hold about as much as one route's did: 20 routes must not
+    # take 20 times the memory (a miss only costs a recompute).
+    cache_size = max(1_000, ROUTE_CACHE_ENTRIES // len(settings.routes))
     releases = {
         route.name: Release(
             route,
@@ -56,6 +60,7 @@ def build_route_table(
             issuer=settings.public_url,
             encoding=encoding,
             pairwise_secrets=[secret.encode() for secret in secrets],
+            cache_size=cache_size,
         )
         for route in settings.routes
     }

@@ -137,9 +137,11 @@ async def _prepare_first_request(rt: Runtime, cookie: str, session: Session) -> 
         if loaded.session is None or loaded.session.sid != session.sid:
             return  # ended meanwhile (logout, back-channel): nothing is signed for it
     # Cached by session id only: every request still loads and checks its session before using these.
-    for release in rt.table.releases.values():
-        release.header_pairs(session.sid, session.identity)
-        release.assertion(session.sid, session.identity, now=rt.clock())
+    releases = rt.table.releases
+    if len(releases) == 1:  # with many routes, which one comes first is unknown: each signs on first use
+        for release in releases.values():
+            release.header_pairs(session.sid, session.identity)
+            release.assertion(session.sid, session.identity, now=rt.clock())
 
 
 def clear_session(response: web.StreamResponse, rt: Runtime) -> None:
