@@ -154,6 +154,14 @@ class Metrics:
         )
         for result in ("ok", "invalid"):
             self.config_reloads.labels(result)
+        self.audit_records = Counter(
+            "gateway_audit_records", "Audit records written, by event.", ["event"], registry=r
+        )
+        self.audit_write_failures = Counter(
+            "gateway_audit_write_failures",
+            "Audit records that could not be written (with audit.required, the login was refused).",
+            registry=r,
+        )
         self._route_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:

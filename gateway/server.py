@@ -142,7 +142,7 @@ async def serve_forever(
         loop.add_signal_handler(sig, stop.set)
     if config_path is not None:
         runtime = gateway.app[RUNTIME]
-        loop.add_signal_handler(signal.SIGHUP, reload.reload_from, runtime, config_path)
+        loop.add_signal_handler(signal.SIGHUP, reload.on_sighup, runtime, config_path)
     await stop.wait()
     logs.event("gateway_draining", worker=worker, grace=settings.shutdown_grace)
     await drain(gateway, settings.shutdown_grace)

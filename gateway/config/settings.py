@@ -25,6 +25,7 @@ from gateway.config.assertion import (
     load_assertion,
     load_headers,
 )
+from gateway.config.audit import AuditSettings, load_audit
 from gateway.config.listeners import load_forward_auth_listen, load_listen, load_metrics_listen
 from gateway.config.providers import ProviderSettings, load_providers
 from gateway.config.rate_limits import DEFAULT_RATE_LIMITS, load_rate_limits
@@ -80,6 +81,7 @@ class Settings:
     pairwise: PairwiseSettings | None = None
     #: True when the file has a ``routes`` list (false: the legacy route).
     explicit_routes: bool = False
+    audit: AuditSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.explicit_routes and not self.routes:
@@ -225,6 +227,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         routes=routes,
         pairwise=pairwise,
         explicit_routes=explicit_routes,
+        audit=load_audit(r.mapping("audit"), problems, base),
     )
     if problems.items:
         raise ConfigError(problems.items)
