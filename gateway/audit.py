@@ -117,8 +117,10 @@ class AuditLog:
         identity: Identity | None = None,
         sid: str | None = None,
         reason: str | None = None,
+        person: Identity | None = None,
     ) -> bool:
-        """Write one record; True when written (or when auditing is off)."""
+        """Write one record; True when written (or when auditing is off). ``person``: someone named by an
+        administrator, of whom only the person hash is recorded (no provider, no acr)."""
         settings = self.settings
         if settings is None:
             return True
@@ -126,7 +128,7 @@ class AuditLog:
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now := self._clock()))
             + f".{int(now * 1000) % 1000:03d}Z",
             "event": event,
-            "person": self.person(identity) if identity is not None else None,
+            "person": self.person(identity) if identity is not None else self.person(person) if person else None,
             "provider": provider or (identity.idp if identity is not None else None),
             "acr": identity.get("acr") if identity is not None else None,
             "session": self.session(sid) if sid is not None else None,
@@ -136,8 +138,9 @@ class AuditLog:
             "reason": reason,
             "user_agent": _printable(context.user_agent, MAX_USER_AGENT),
         }
-        if settings.include_national_id and identity is not None:
-            record["national_id"] = identity.get("ssn")
+        named = identity if identity is not None else person
+        if settings.include_national_id and named is not None:
+            record["national_id"] = named.get("ssn")
         if settings.file == _STDOUT:
             record["stream"] = "audit"
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")

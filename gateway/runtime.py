@@ -79,6 +79,8 @@ class Runtime:
     refreshing: dict[str, asyncio.Future[Session | None]] = field(default_factory=dict)
     recent_refreshes: BoundedCache = field(default_factory=BoundedCache)
     audit: AuditLog = field(default_factory=lambda: AuditLog(None))
+    #: The bearer token of session administration (admin.token_file); None: no admin API.
+    admin_token: str | None = None
     # Session id -> (when, cookie setter) of its last sliding renewal (flows/sessions.py).
     reissued_cookies: BoundedCache = field(default_factory=BoundedCache)
 
@@ -196,12 +198,15 @@ class Runtime:
     def audit_event(
         self, event: str, request: web.Request | None, *, provider: str | None = None,
         identity: Identity | None = None, sid: str | None = None, reason: str | None = None,
+        person: Identity | None = None,
     ) -> None:
         """Record an event that has already happened (a logout, a reload): a failure is counted and logged."""
         if not self.audit.enabled:
             return
         context = self.audit_context(request) if request is not None else Context()
-        if self.audit.record(event, context, provider=provider, identity=identity, sid=sid, reason=reason):
+        if self.audit.record(
+            event, context, provider=provider, identity=identity, sid=sid, reason=reason, person=person
+        ):
             self.metrics.audit_records.labels(event).inc()
 
     def redirect_uri(self, provider: str) -> str:
@@ -286,6 +291,19 @@ class KeyMaterial:
     published: tuple[dict[str, str], ...]
     client_keys: dict[str, SigningKey]
     encryption_keys: dict[str, tuple[DecryptionKey, ...]] = field(default_factory=dict)
+    admin_token: str | None = None
+
+
+def read_admin_token(path: str, problems: list[str]) -> str | None:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"admin.token_file: cannot read {path} ({getattr(exc, 'strerror', None) or exc})")
+        return None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        problems.append(f"admin.token_file: {path} must hold one token of at least 32 printable ASCII characters")
+        return None
+    return token
 
 
 def load_key_files(settings: Settings) -> KeyMaterial:
@@ -318,10 +336,12 @@ def load_key_files(settings: Settings) -> KeyMaterial:
                                        client_keys.get(provider.name), problems)
         if loaded:
             encryption_keys[provider.name] = loaded
+    admin_token = read_admin_token(settings.admin.token_file, problems) if settings.admin else None
     if problems:
         raise ConfigError(problems)
     return KeyMaterial(
-        signing_key=signing_key, published=tuple(published), client_keys=client_keys, encryption_keys=encryption_keys
+        signing_key=signing_key, published=tuple(published), client_keys=client_keys, encryption_keys=encryption_keys,
+        admin_token=admin_token,
     )
 
 
@@ -388,6 +408,7 @@ def build_runtime(
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",
         clock=clock,
+        admin_token=material.admin_token,
     )
     runtime.store = build_store(settings, keyring, clock=clock, observe=runtime._store_observer())
     runtime.audit = AuditLog(settings.audit, on_failure=runtime.metrics.audit_write_failures.inc, clock=clock)

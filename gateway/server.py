@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import http_parser, web
 
 from gateway import keys, logs, reload
+from gateway.admin import admin_routes
 from gateway.app import create_app, create_forward_auth_app
 from gateway.config import Settings, load_file
 from gateway.errors import ConfigError
@@ -88,7 +89,8 @@ async def start_gateway(
         runners.append(forward_runner)
     metrics_url = None
     if settings.metrics_listen is not None:
-        metrics_runner = web.AppRunner(create_metrics_app(metrics), access_log=None, handle_signals=False)
+        admin = admin_routes(runtime) if runtime.admin_token is not None else None
+        metrics_runner = web.AppRunner(create_metrics_app(metrics, admin), access_log=None, handle_signals=False)
         await metrics_runner.setup()
         # Each worker has its own registry, so each gets its own metrics port: listen port + worker index.
         host, port = settings.metrics_listen[0], settings.metrics_listen[1] + worker

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.config.admin import AdminSettings, load_admin
 from gateway.config.assertion import (
     HEADER_ENCODINGS,
     AssertionSettings,
@@ -82,6 +83,7 @@ class Settings:
     #: True when the file has a ``routes`` list (false: the legacy route).
     explicit_routes: bool = False
     audit: AuditSettings | None = None
+    admin: AdminSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.explicit_routes and not self.routes:
@@ -228,6 +230,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         pairwise=pairwise,
         explicit_routes=explicit_routes,
         audit=load_audit(r.mapping("audit"), problems, base),
+        admin=load_admin(r.mapping("admin"), problems, base, metrics_listen),
     )
     if problems.items:
         raise ConfigError(problems.items)

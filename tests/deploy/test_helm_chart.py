@@ -180,6 +180,7 @@ def test_schema_knows_exactly_the_gateways_config_keys() -> None:
     assert set(route["assertion"]["properties"]) == config_schema.ROUTE_ASSERTION_KEYS
     assert set(config["pairwise"]["properties"]) == config_schema.PAIRWISE_KEYS
     assert set(config["audit"]["properties"]) == config_schema.AUDIT_KEYS
+    assert set(config["admin"]["properties"]) == config_schema.ADMIN_KEYS
 
 
 def chart_config(vals: dict[str, Any]) -> dict[str, Any]:

@@ -54,3 +54,16 @@ def test_auditing_off_writes_nothing(capfd: pytest.CaptureFixture[str]) -> None:
 def test_request_ids(given: list[str], trusted: bool, kept: bool) -> None:
     value = request_id(given, from_trusted_proxy=trusted)
     assert (value == given[0]) is kept if given else len(value) == 32
+
+
+@pytest.mark.parametrize("content", ["short", "has a space in it and is long enough 0123456789", "\n", "tøken" * 10])
+def test_a_weak_admin_token_file_is_a_config_problem(tmp_path: object, content: str) -> None:
+    from pathlib import Path
+
+    from gateway.runtime import read_admin_token
+
+    path = Path(str(tmp_path)) / "admin.token"
+    path.write_text(content, encoding="utf-8")
+    problems: list[str] = []
+    assert read_admin_token(str(path), problems) is None
+    assert problems == [f"admin.token_file: {path} must hold one token of at least 32 printable ASCII characters"]

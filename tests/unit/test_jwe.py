@@ -547,7 +547,6 @@ def test_ec_key_curve_mismatch_on_our_side() -> None:
 def test_jose_libraries_are_imported_only_by_the_jose_module() -> None:
     """jws.py is the one JOSE module: no other gateway module imports joserfc or python-jose."""
     import ast
-
     import gc
 
     package = Path(jws.__file__).resolve().parents[1]
