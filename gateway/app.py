@@ -29,7 +29,7 @@ from gateway.keys import encryption_public_jwk, public_jwk
 from gateway.metrics import Metrics
 from gateway.policy import decide
 from gateway.protocol.paths import PathError, encode_path, is_public, normalize_request_path
-from gateway.proxy import build_upstream_headers, connection_tokens, forward
+from gateway.proxy import UPSTREAM_ANSWER, build_upstream_headers, connection_tokens, forward
 from gateway.responses import error_response, redirect_to, wants_html
 from gateway.route_table import RouteTable
 from gateway.routes import Route
@@ -181,6 +181,7 @@ async def _forward(
         identity=identity,
         client=client,
         connection_tokens=connection_tokens(request.headers),
+        request_id=rt.request_id(request),
     )
     timeouts = aiohttp.ClientTimeout(connect=route.timeouts.connect, sock_read=route.timeouts.read)
     assert rt.upstream_http is not None
@@ -263,6 +264,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     started = time.perf_counter()
     outcome, status, path = "error", 500, ""
+    response_sent: web.StreamResponse | None = None
     try:
         if request.version not in SUPPORTED_VERSIONS:
             raise BadRequestError("http_version", public_message="Only HTTP/1.0 and HTTP/1.1 are supported.")
@@ -283,12 +285,12 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
             response = await _resolve_auth_route(request, path)(request)
         else:
             response, outcome = await _handle_protected(request, rt, path)
-        status = response.status
+        status, response_sent = response.status, response
         return response
     except GatewayError as exc:
         outcome = "error" if exc.status >= 500 or outcome != "auth_endpoint" else outcome
         failed = error_response(request, exc)
-        status = failed.status
+        status, response_sent = failed.status, failed
         return failed
     except (asyncio.CancelledError, ConnectionResetError):
         status = 499
@@ -305,14 +307,42 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         route_name = request.get(ROUTE)
         if route_name is not None:
             rt.metrics.observe_route(route_name, outcome, status, elapsed)
-        logs.event(
-            "request",
-            method=request.method,
-            path=path[:256],
-            status=status,
-            outcome=outcome,
-            ms=round(elapsed * 1000, 2),
-        )
+        _log_request(request, rt, path, status, outcome, elapsed, route_name, response_sent)
+
+
+def _body_bytes(response: web.StreamResponse | None) -> int | None:
+    """A Response's body is sent after the handler returns; a streamed one has been sent by now."""
+    if isinstance(response, web.Response):
+        body = response.body
+        return len(body) if isinstance(body, bytes | bytearray) else None
+    return response.body_length if response is not None else None
+
+
+def _log_request(
+    request: web.Request, rt: Runtime, path: str, status: int, outcome: str, elapsed: float,
+    route: str | None, response: web.StreamResponse | None,
+) -> None:
+    if not rt.access_log.enabled:
+        return
+    try:
+        client, request_id = rt.client_view(request).address, rt.request_id(request)
+    except BadRequestError:  # forwarded headers repeated: the line still says who sent it
+        client, request_id = request.remote or "", None
+    upstream = request.get(UPSTREAM_ANSWER)
+    rt.access_log.request(
+        method=request.method,
+        host=request.host,
+        route=route,
+        path=path,
+        status=status,
+        outcome=outcome,
+        ms=round(elapsed * 1000, 2),
+        body_bytes=_body_bytes(response),
+        upstream_status=upstream[0] if upstream else None,
+        upstream_ms=upstream[1] if upstream else None,
+        client=client,
+        request_id=request_id,
+    )
 
 
 async def _keep_providers_ready(rt: Runtime) -> None:

@@ -157,6 +157,11 @@ class Metrics:
         self.audit_records = Counter(
             "gateway_audit_records", "Audit records written, by event.", ["event"], registry=r
         )
+        self.log_lines_dropped = Counter(
+            "gateway_log_lines_dropped",
+            "Access log lines dropped because standard error was not read fast enough (never the audit trail).",
+            registry=r,
+        )
         self.admin_requests = Counter(
             "gateway_admin_requests",
             "Session administration calls, by result (ok, refused: a wrong or missing token, bad_request, "

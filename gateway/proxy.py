@@ -44,6 +44,8 @@ HOP_BY_HOP = frozenset(
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 _COOKIE_PREFIXES = ("__host-", "__secure-")
 CHUNK = 64 * 1024
+#: The upstream's status and milliseconds to its response head (the access log's upstream fields).
+UPSTREAM_ANSWER = web.RequestKey("upstream_answer", tuple)
 SMALL_BODY = 64 * 1024
 
 
@@ -73,6 +75,7 @@ def build_upstream_headers(
     identity: tuple[tuple[str, str], ...],
     client: ClientView,
     connection_tokens: set[str],
+    request_id: str | None = None,
 ) -> CIMultiDict[str]:
     """``own_cookies``: the gateway's cookie names; every spelling of them (gateway_cookie_names) is removed
     from the Cookie lines, which travel on as one line (RFC 9113 §8.2.3)."""
@@ -93,6 +96,8 @@ def build_upstream_headers(
     out["X-Forwarded-For"] = client.chain or client.address
     out["X-Forwarded-Proto"] = client.proto
     out["X-Forwarded-Host"] = client.host
+    if request_id is not None:  # replaces a client's own: only the gateway's (or a trusted proxy's) travels on
+        out["X-Request-Id"] = request_id
     for name, value in identity:
         out[name] = value
     return out
@@ -205,7 +210,9 @@ async def forward(
     except (aiohttp.ClientError, ConnectionError, ValueError) as exc:
         metrics.upstream_errors.labels("connect").inc()
         raise UpstreamError("upstream_unreachable") from exc
-    metrics.upstream_duration.observe(time.perf_counter() - started)
+    took = time.perf_counter() - started
+    metrics.upstream_duration.observe(took)
+    request[UPSTREAM_ANSWER] = (upstream.status, round(took * 1000, 2))
     try:
         # 204 and 304 have no body, whatever Content-Length says (RFC 9110 §8.6).
         length = None if upstream.status in (204, 304) else upstream.content_length

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from gateway import keys, logs
+from gateway.access_log import AccessLog
 from gateway.audit import AuditLog, Context
 from gateway.config import Settings
 from gateway.errors import AuditUnavailableError, BadRequestError, ConfigError
@@ -79,6 +80,7 @@ class Runtime:
     refreshing: dict[str, asyncio.Future[Session | None]] = field(default_factory=dict)
     recent_refreshes: BoundedCache = field(default_factory=BoundedCache)
     audit: AuditLog = field(default_factory=lambda: AuditLog(None))
+    access_log: AccessLog = field(default_factory=lambda: AccessLog(enabled=False))
     #: The bearer token of session administration (admin.token_file); None: no admin API.
     admin_token: str | None = None
     # Session id -> (when, cookie setter) of its last sliding renewal (flows/sessions.py).
@@ -168,7 +170,9 @@ class Runtime:
         """This request's id (protocol/request_id.py), the same every time it is asked for."""
         if REQUEST_ID not in request:
             trusted = self.client_view(request).via_trusted_proxy
-            request[REQUEST_ID] = request_id(request.headers.getall(REQUEST_ID_HEADER, []), from_trusted_proxy=trusted)
+            request[REQUEST_ID] = request_id(
+                request.headers.getall(REQUEST_ID_HEADER, []), from_trusted_proxy=trusted
+            )
         return request[REQUEST_ID]
 
     def audit_context(self, request: web.Request, *, route: str | None = None) -> Context:
@@ -276,6 +280,7 @@ class Runtime:
             pool.close()
         await self.store.close()
         self.audit.close()
+        self.access_log.close()
 
     def _store_observer(self) -> Callable[[str, bool], None]:
         def observe(operation: str, ok: bool) -> None:
@@ -412,6 +417,9 @@ def build_runtime(
     )
     runtime.store = build_store(settings, keyring, clock=clock, observe=runtime._store_observer())
     runtime.audit = AuditLog(settings.audit, on_failure=runtime.metrics.audit_write_failures.inc, clock=clock)
+    runtime.access_log = AccessLog(
+        enabled=settings.access_log == "on", on_drop=runtime.metrics.log_lines_dropped.inc, clock=clock
+    )
     # Counter names are HMACs under a key of their own, derived from the session secret: the store never
     # holds an address or a national ID number, and the names are the same on every replica.
     limit_key = hmac.new(settings.session.secret.encode(), b"eid-gateway rate-limit buckets", hashlib.sha256).digest()

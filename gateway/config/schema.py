@@ -31,6 +31,7 @@ TOP_KEYS = frozenset(
         "pairwise",
         "audit",
         "admin",
+        "access_log",
     }
 )
 PROVIDER_KEYS = frozenset(

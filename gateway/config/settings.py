@@ -84,6 +84,8 @@ class Settings:
     explicit_routes: bool = False
     audit: AuditSettings | None = None
     admin: AdminSettings | None = None
+    #: One JSON line per request on standard error (gateway/access_log.py); "off" for none.
+    access_log: str = "on"
 
     def __post_init__(self) -> None:
         if not self.explicit_routes and not self.routes:
@@ -230,6 +232,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         pairwise=pairwise,
         explicit_routes=explicit_routes,
         audit=load_audit(r.mapping("audit"), problems, base),
+        access_log=r.switch("access_log", ("on", "off"), "on"),
         admin=load_admin(r.mapping("admin"), problems, base, metrics_listen),
     )
     if problems.items:

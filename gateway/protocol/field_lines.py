@@ -15,7 +15,7 @@ from typing import Protocol
 #: what the same-origin check and the page/JSON choice read, and the credential passed to the application.
 SINGLETONS = ("Host", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Authorization")
 #: Singletons believed only from a trusted proxy (forwarded.py): refused when they repeat there.
-TRUSTED_SINGLETONS = ("X-Forwarded-Proto", "X-Forwarded-Host")
+TRUSTED_SINGLETONS = ("X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id")
 
 
 class FieldLines(Protocol):
