@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gateway import __version__, keys, logs
 from gateway.config import Settings, load_file
+from gateway.config.listeners import metrics_ports_problem
 from gateway.errors import ConfigError
 
 EXIT_CONFIG = 2
@@ -69,11 +70,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         settings = load_file(args.config)
         load_key_files(settings)
-    except ConfigError as error:
+        # What only this machine can say (ports in use or privileged, addresses not here), before any worker.
+        problems = [p for p in [metrics_ports_problem(settings.metrics_listen, args.workers)] if p]
+        problems += server.check_listeners(settings, args.workers) if not problems else []
+        if problems:
+            raise ConfigError(problems)
+        logs.configure(settings.log_level)
+        return server.run(settings, workers=args.workers, config_path=args.config)
+    except ConfigError as error:  # server.ListenerError too: a socket taken after the check
         _print_problems(error, args.config)
         return EXIT_CONFIG
-    logs.configure(settings.log_level)
-    return server.run(settings, workers=args.workers, config_path=args.config)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import html
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -246,7 +247,28 @@ class _KeyDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def port_problems(*, gateway_port: int, idp_port: int, upstream_port: int) -> list[str]:
+    """The demo's loopback ports that cannot be opened, each named by the option that moves it."""
+    from gateway.server import bind_problem, try_bind
+
+    problems = []
+    ports = (("--gateway-port", gateway_port), ("--idp-port", idp_port), ("--upstream-port", upstream_port))
+    for option, port in ports:
+        try:
+            try_bind("127.0.0.1", port, reuse_port=False)
+        except (OSError, OverflowError) as exc:
+            error = exc if isinstance(exc, OSError) else OSError(None, str(exc))
+            problems.append(bind_problem(option, "127.0.0.1", port, error, option=option))
+    return problems
+
+
 def run_demo(*, gateway_port: int, idp_port: int, upstream_port: int) -> int:
+    problems = port_problems(gateway_port=gateway_port, idp_port=idp_port, upstream_port=upstream_port)
+    if problems:
+        print(f"eid-gateway demo: {len(problems)} problem(s) with its ports:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
     logs.configure("info")
 
     async def main() -> None:
