@@ -134,7 +134,7 @@ def test_the_second_workers_metrics_port_in_use(tmp_path: Path) -> None:
     [
         ("listen", "127.0.0.1:70000", "listen: port 70000 is out of range; choose a port from 1 to 65535"),
         ("listen", "127.0.0.1:0", "listen: port 0 is out of range; choose a port from 1 to 65535"),
-        ("listen", "127.0.0.1:８０８０", "listen: must be host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"),
+        ("listen", "127.0.0.1:\uff18\uff10", "listen: must be host:port, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"),
         (
             "listen",
             "bad_host:8080",
