@@ -29,7 +29,7 @@ BODY_EXCERPT = 200
 #: How long the second look at a refused certificate may take (start-up diagnostics only).
 CERTIFICATE_PROBE_TIMEOUT = 2.0
 #: A run this long of base64url/JWT characters is taken for a token, code or secret and cut out.
-_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.~+/=]{24,}")
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-.~+/]{24,}=*")
 _SPACE = re.compile(r"\s+")
 
 
@@ -73,8 +73,8 @@ def failure_cause(exc: BaseException) -> dict[str, Any]:
     inner = exc.__cause__
     if not isinstance(exc, aiohttp.ClientError) and isinstance(exc, ConnectionError) and isinstance(inner, OSError):
         return failure_cause(inner)
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return {"cause": "tls", "detail": short(exc.verify_message or str(exc))}
+    if isinstance(exc, ssl.SSLCertVerificationError) and not isinstance(exc, aiohttp.ClientError):
+        return {"cause": "tls", "detail": short(getattr(exc, "verify_message", None) or str(exc))}
     if isinstance(exc, socket.gaierror):
         return {"cause": "dns", "detail": short(exc.strerror or str(exc))}
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -141,10 +141,14 @@ async def peer_certificate(url: str | URL) -> str | None:
 
 
 async def failure_fields(exc: BaseException, url: str | URL) -> dict[str, Any]:
-    """failure_cause, plus the certificate for a TLS verification failure."""
-    fields = {"url": safe_url(url), **failure_cause(exc)}
-    if fields["cause"] == "tls":
-        certificate = await peer_certificate(url)
-        if certificate:
-            fields["certificate"] = certificate
+    """failure_cause, plus the certificate for a TLS verification failure. Never raises: a diagnostic
+    must not turn one failure into another."""
+    try:
+        fields = failure_cause(exc)
+        if fields["cause"] == "tls":
+            certificate = await peer_certificate(url)
+            if certificate:
+                fields["certificate"] = certificate
+    except Exception as unexpected:  # the log line is best effort; the request's own error stands
+        return {"cause": "error", "detail": type(unexpected).__name__}
     return fields

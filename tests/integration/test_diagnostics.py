@@ -6,22 +6,37 @@ problems and exits 2, without a traceback."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime
+import ipaddress
+import json
+import logging
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway import keys
 from gateway.config import load_settings
+from gateway.errors import IdpUnavailableError, TokenValidationError
+from gateway.idp.oidc_client import OidcClient
 from gateway.server import ListenerError, start_gateway
-from tests.support.ports import free_port, free_port_run
+from tests.support.ports import free_port, free_port_run, wait_for_port
 
 GATEWAY_BIN = Path(sys.executable).with_name("eid-gateway")
 SECRET = "0123456789abcdef0123456789abcdef-session"
@@ -228,3 +243,270 @@ def test_demo_with_its_gateway_port_in_use(taken_port: tuple[int, socket.socket]
         f"  - --gateway-port: port {port} on 127.0.0.1 is in use (held by pid {os.getpid()}, {_comm()}); free it "
         "or choose another port with --gateway-port",
     ]
+
+
+# --- log lines that name the cause -------------------------------------------------------------------
+#
+# The gateway runs as a subprocess (`eid-gateway run`) against each fault; its JSON log lines are read from
+# its standard error. The faults: a closed loopback port, a discovery document with another issuer, a
+# self-signed TLS server, a server that never answers, a 500 with a body, a JWKS 404, an upstream that
+# refuses. Token and UserInfo calls are made by the OidcClient itself (a login would need a provider).
+
+
+def _self_signed(folder: Path, common_name: str) -> ssl.SSLContext:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    return context
+
+
+@contextlib.asynccontextmanager
+async def serve(app: web.Application, *, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    port = free_port()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context).start()
+    try:
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def discovery_app(*, issuer: str | None = None, jwks_status: int = 200) -> web.Application:
+    """A provider's discovery (with ``issuer``, default: its own origin) and a JWKS that answers ``jwks_status``."""
+
+    async def discovery(request: web.Request) -> web.Response:
+        own = f"{request.scheme}://{request.host}"
+        return web.json_response(
+            {
+                "issuer": issuer or own,
+                "authorization_endpoint": f"{own}/authorize",
+                "token_endpoint": f"{own}/token",
+                "jwks_uri": f"{own}/jwks?client=abc",
+                "userinfo_endpoint": f"{own}/userinfo",
+            }
+        )
+
+    async def jwks(_request: web.Request) -> web.Response:
+        return web.Response(status=jwks_status, text="no keys here")
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get("/jwks", jwks)
+    return app
+
+
+class Gateway:
+    """`eid-gateway run` as a subprocess, its stderr in a file, read as JSON lines."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path, port: int) -> None:
+        self.process, self.log, self.port = process, log, port
+
+    def lines(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    out.append(entry)
+        return out
+
+    async def wait_for(self, event: str, timeout: float = 20.0, **fields: Any) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            for entry in self.lines():
+                if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                    return entry
+            if self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {event} {fields} in the log:\n{self.log.read_text(errors='replace')}")
+
+
+@contextlib.asynccontextmanager
+async def gateway(tmp_path: Path, issuer: str, **extra: Any) -> AsyncIterator[Gateway]:
+    port = free_port()
+    document = config(port, **extra)
+    document["providers"][0]["issuer"] = issuer
+    document["providers"][0]["timeout"] = "2s"
+    path = write_config(tmp_path, document)
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as sink:
+        process = await asyncio.create_subprocess_exec(
+            str(GATEWAY_BIN), "run", "--config", str(path), "--workers", "1",
+            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
+        )
+    try:
+        await wait_for_port(port, process, log, name="gateway")
+        yield Gateway(process, log, port)
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+def assert_no_secrets(gw: Gateway, *secrets: str) -> None:
+    text = gw.log.read_text(errors="replace")
+    for secret in (SECRET, "s3cret-value", *secrets):
+        assert secret not in text
+
+
+async def test_unreachable_issuer_logs_the_url_and_refused(tmp_path: Path) -> None:
+    closed = free_port()
+    async with gateway(tmp_path, f"http://127.0.0.1:{closed}") as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+        await gw.wait_for("provider_not_ready", reason="discovery_unreachable")
+    assert entry["level"] == "warning"
+    assert entry["provider"] == "idp"
+    assert entry["url"] == f"http://127.0.0.1:{closed}/.well-known/openid-configuration"
+    assert entry["cause"] == "refused"
+    assert_no_secrets(gw)
+
+
+async def test_wrong_issuer_logs_both_values(tmp_path: Path) -> None:
+    app = discovery_app(issuer="https://someone-else.example.com")
+    async with serve(app) as provider, gateway(tmp_path, provider) as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+    assert entry["cause"] == "issuer_mismatch"
+    assert (entry["expected"], entry["got"]) == (provider, "https://someone-else.example.com")
+    assert entry["url"] == f"{provider}/.well-known/openid-configuration"
+
+
+async def test_self_signed_tls_names_the_certificate(tmp_path: Path) -> None:
+    context = _self_signed(tmp_path, "diag-test-idp")
+    async with serve(discovery_app(), ssl_context=context) as provider, gateway(tmp_path, provider) as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+    assert entry["cause"] == "tls"
+    assert entry["url"] == f"{provider}/.well-known/openid-configuration"
+    assert "self-signed certificate" in entry["detail"] or "self signed certificate" in entry["detail"]
+    assert entry["certificate"] == "subject CN=diag-test-idp (self-signed)"
+
+
+async def test_a_provider_that_never_answers_is_a_timeout(tmp_path: Path) -> None:
+    hung: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)  # never answers
+
+    port = free_port()
+    server = await asyncio.start_server(accept, "127.0.0.1", port)
+    try:
+        async with gateway(tmp_path, f"http://127.0.0.1:{port}") as gw:
+            entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+    finally:
+        for writer in hung:
+            writer.close()
+        server.close()
+    assert entry["cause"] == "timeout"
+
+
+async def test_an_http_error_logs_the_status_and_a_bounded_clean_body(tmp_path: Path) -> None:
+    token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxOTY4MDIwMjEyMzQifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+    async def broken(_request: web.Request) -> web.Response:
+        return web.Response(status=500, text=f"internal\r\n\terror token={token} person 196802021234 " + "x " * 300)
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", broken)
+    async with serve(app) as provider, gateway(tmp_path, provider) as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+    assert (entry["cause"], entry["status"]) == ("http_status", 500)
+    assert len(entry["body"]) <= 200
+    assert entry["body"].startswith("internal error token=<redacted> person 19680202**** x x")
+    assert_no_secrets(gw, token, "196802021234")
+
+
+async def test_a_jwks_failure_logs_its_url_without_the_query(tmp_path: Path) -> None:
+    async with serve(discovery_app(jwks_status=404)) as provider, gateway(tmp_path, provider) as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="jwks")
+    assert entry["url"] == f"{provider}/jwks"
+    assert (entry["cause"], entry["status"], entry["body"]) == ("http_status", 404, "no keys here")
+
+
+async def test_an_unresolvable_issuer_is_dns(tmp_path: Path) -> None:
+    async with gateway(tmp_path, "https://idp.does-not-exist.invalid") as gw:
+        entry = await gw.wait_for("idp_request_failed", endpoint="discovery")
+    assert entry["cause"] == "dns"
+    assert entry["url"] == "https://idp.does-not-exist.invalid/.well-known/openid-configuration"
+
+
+async def test_an_upstream_that_refuses_logs_upstream_failed(tmp_path: Path) -> None:
+    closed = free_port()
+    async with serve(discovery_app()) as provider, gateway(
+        tmp_path, provider, upstream=f"http://127.0.0.1:{closed}", public_paths=["/open/"]
+    ) as gw:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{gw.port}/open/page?code=the-code-value-123456"
+            async with http.get(url) as resp:
+                assert resp.status == 502
+        entry = await gw.wait_for("upstream_failed")
+    assert entry["level"] == "warning"
+    assert (entry["upstream"], entry["cause"]) == (f"http://127.0.0.1:{closed}", "refused")
+    assert_no_secrets(gw, "the-code-value-123456")
+
+
+async def test_token_and_userinfo_failures_name_the_cause(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    """The token endpoint on a closed port; UserInfo answering 401 with a body that echoes the token."""
+    closed = free_port()
+    access_token = "at-" + "A1b2C3d4" * 5
+
+    async def discovery(request: web.Request) -> web.Response:
+        own = f"http://{request.host}"
+        return web.json_response(
+            {
+                "issuer": own,
+                "authorization_endpoint": f"{own}/authorize",
+                "token_endpoint": f"http://127.0.0.1:{closed}/token",
+                "jwks_uri": f"{own}/jwks",
+                "userinfo_endpoint": f"{own}/userinfo?x=1",
+            }
+        )
+
+    async def userinfo(request: web.Request) -> web.Response:
+        return web.Response(status=401, text=f'{{"error":"invalid_token","seen":"{request.headers["Authorization"]}"}}')
+
+    app = web.Application()
+    app.router.add_get("/.well-known/openid-configuration", discovery)
+    app.router.add_get("/userinfo", userinfo)
+    async with serve(app) as provider:
+        document = config(free_port())
+        document["providers"][0]["issuer"] = provider
+        settings = load_settings(document, {}, base_dir=tmp_path)
+        caplog.set_level(logging.INFO, logger="eid_gateway")
+        async with aiohttp.ClientSession() as http:
+            client = OidcClient(settings.providers[0], http)
+            with pytest.raises(IdpUnavailableError):
+                await client.exchange_code(code="the-secret-code", redirect_uri="http://x/cb", code_verifier="v" * 43)
+            with pytest.raises(TokenValidationError):
+                await client.fetch_userinfo(access_token, subject="sub-1")
+    failed = [r.fields for r in caplog.records if r.getMessage() == "idp_request_failed"]  # type: ignore[attr-defined]
+    token, info = failed
+    assert token == {
+        "provider": "idp", "endpoint": "token", "url": f"http://127.0.0.1:{closed}/token", "cause": "refused"
+    }
+    assert info["endpoint"] == "userinfo" and info["url"] == f"{provider}/userinfo"
+    assert (info["cause"], info["status"]) == ("http_status", 401)
+    assert info["body"] == '{"error":"invalid_token","seen":"Bearer <redacted>"}'
+    logged = " ".join(str(r.fields) for r in caplog.records)  # type: ignore[attr-defined]
+    assert access_token not in logged and "the-secret-code" not in logged
