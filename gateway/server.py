@@ -131,23 +131,25 @@ def try_bind(host: str, port: int, *, reuse_port: bool) -> None:
             sock.bind(address)
 
 
-def listeners(settings: Settings, workers: int = 1) -> list[tuple[str, str, int]]:
-    """(config key, host, port) of every socket the gateway opens; metrics: one port per worker."""
-    out = [("listen", settings.listen_host, settings.listen_port)]
+def listeners(settings: Settings, workers: int = 1) -> list[tuple[str, str, int, bool]]:
+    """(config key, host, port, shared) of every socket the gateway opens, as start_gateway opens them: the
+    public and forward-auth ports shared by the workers (SO_REUSEPORT), one metrics port of its own each."""
+    shared = workers > 1
+    out = [("listen", settings.listen_host, settings.listen_port, shared)]
     if settings.forward_auth_listen is not None:
-        out.append(("forward_auth.listen", *settings.forward_auth_listen))
+        out.append(("forward_auth.listen", *settings.forward_auth_listen, shared))
     if settings.metrics_listen is not None:
         host, port = settings.metrics_listen
-        out += [("metrics.listen", host, port + i) for i in range(max(1, workers))]
+        out += [("metrics.listen", host, port + i, False) for i in range(max(1, workers))]
     return out
 
 
 def check_listeners(settings: Settings, workers: int = 1) -> list[str]:
     """What would stop ``run`` from opening its sockets, found before any worker starts: one problem each."""
     problems = []
-    for key, host, port in listeners(settings, workers):
+    for key, host, port, shared in listeners(settings, workers):
         try:
-            try_bind(host, port, reuse_port=workers > 1)
+            try_bind(host, port, reuse_port=shared)
         except OSError as exc:
             problems.append(bind_problem(key, host, port, exc))
     return problems

@@ -232,6 +232,33 @@ async def test_a_port_taken_after_the_check_is_a_listener_problem(
     assert problem.startswith(f"listen: port {port} on 127.0.0.1 is in use (held by pid {os.getpid()}")
 
 
+def test_workers_that_cannot_bind_stop_instead_of_respawning(
+    tmp_path: Path, taken_port: tuple[int, socket.socket]
+) -> None:
+    """The race run's check cannot close (a port taken after it): server.run itself with 2 workers on a taken
+    port. Each worker logs worker_start_failed and exits 2; the parent stops and returns 2, no respawn loop."""
+    port, _ = taken_port
+    path = write_config(tmp_path, config(port))
+    script = (
+        "import sys\n"
+        "from gateway import logs, server\n"
+        "from gateway.config import load_file\n"
+        "logs.configure('info')\n"
+        f"sys.exit(server.run(load_file({str(path)!r}), workers=2))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    entries = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    failed = [e for e in entries if e["event"] == "worker_start_failed"]
+    assert failed, result.stderr
+    assert failed[0]["problems"][0].startswith(f"listen: port {port} on 127.0.0.1 is in use")
+    assert not [e for e in entries if e["event"] == "worker_died"], "a worker that cannot bind was respawned"
+    assert "Traceback" not in result.stderr
+
+
 def test_demo_with_its_gateway_port_in_use(taken_port: tuple[int, socket.socket]) -> None:
     port, _ = taken_port
     idp, upstream = free_port(), free_port()
