@@ -537,3 +537,16 @@ async def test_token_and_userinfo_failures_name_the_cause(caplog: pytest.LogCapt
     assert info["body"] == '{"error":"invalid_token","seen":"Bearer <redacted>"}'
     logged = " ".join(str(r.fields) for r in caplog.records)  # type: ignore[attr-defined]
     assert access_token not in logged and "the-secret-code" not in logged
+
+
+def test_demo_with_one_port_for_two_servers() -> None:
+    """Each port is free when checked, but the demo's own echo application takes it before the gateway."""
+    port, idp = free_port(), free_port()
+    result = run("demo", "--gateway-port", str(port), "--idp-port", str(idp), "--upstream-port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert "eid-gateway demo: 1 problem(s) with its ports:" in lines
+    assert any(
+        line.startswith(f"  - listen: port {port} on 127.0.0.1 is in use (held by pid ") for line in lines
+    ), result.stderr
