@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway import __version__, keys, logs
+from gateway import __version__, admin_cli, keys, logs
 from gateway.config import Settings, load_file
 from gateway.config.listeners import metrics_ports_problem
 from gateway.errors import ConfigError
@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--rsa", action="store_true", help="RSA 2048 instead of EC P-256 (e.g. for private_key_jwt)")
     keygen.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     keygen.set_defaults(func=cmd_keygen)
+    admin_cli.add_parser(commands)
     demo = commands.add_parser(
         "demo",
         help="gateway + development IdP + echo upstream on loopback",

@@ -13,6 +13,7 @@ GatewayError                      status, code; rendered once by the error middl
 ├── ForbiddenError                403: authenticated, but refused (claims failed a shape check)
 │   └── AccessDeniedError         a rule on the canonical claims refuses this identity here
 ├── LogoutNotConfirmedError       503: the store could not confirm a logout (it must survive a failover)
+├── AuditUnavailableError         503: audit.required and the audit record of a login could not be written
 ├── RateLimitedError              429: too many login starts from one address, or CIBA starts for one person
 ├── IdpUnavailableError           502: discovery, JWKS or token endpoint failed
 └── UpstreamError                 502/504: the upstream failed or timed out
@@ -131,6 +132,14 @@ class RateLimitedError(GatewayError):
     def __init__(self, reason: str, *, retry_after: int) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class AuditUnavailableError(GatewayError):
+    """503: with ``audit.required: true``, a login whose audit record could not be written does not happen."""
+
+    status = 503
+    code = "audit_unavailable"
+    public_message = "Sign-in is unavailable for a moment. Please try again later."
 
 
 class LogoutNotConfirmedError(GatewayError):

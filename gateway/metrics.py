@@ -154,6 +154,21 @@ class Metrics:
         )
         for result in ("ok", "invalid"):
             self.config_reloads.labels(result)
+        self.audit_records = Counter(
+            "gateway_audit_records", "Audit records written, by event.", ["event"], registry=r
+        )
+        self.admin_requests = Counter(
+            "gateway_admin_requests",
+            "Session administration calls, by result (ok, refused: a wrong or missing token, bad_request, "
+            "not_listable, error).",
+            ["result"],
+            registry=r,
+        )
+        self.audit_write_failures = Counter(
+            "gateway_audit_write_failures",
+            "Audit records that could not be written (with audit.required, the login was refused).",
+            registry=r,
+        )
         self._route_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         # Pre-create the outcome series so dashboards see zeros rather than gaps.
         for outcome in REQUEST_OUTCOMES:
@@ -175,10 +190,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def create_metrics_app(metrics: Metrics) -> web.Application:
+def create_metrics_app(metrics: Metrics, extra_routes: list[web.RouteDef] | None = None) -> web.Application:
+    """``extra_routes``: what else the internal listener serves (session administration, gateway/admin.py)."""
     async def handle_metrics(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application()
     app.router.add_get("/metrics", handle_metrics)
+    app.router.add_routes(extra_routes or [])
     return app

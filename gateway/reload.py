@@ -63,6 +63,12 @@ def apply(rt: Runtime, loaded: Settings) -> None:
     rt.table = table
 
 
+def on_sighup(rt: Runtime, path: str | Path) -> None:
+    """SIGHUP: reopen the audit file (after a rotation), then reload the configuration."""
+    rt.audit.reopen()
+    reload_from(rt, path)
+
+
 def reload_from(rt: Runtime, path: str | Path) -> bool:
     """Re-read the config file; True when the new routes are in force. Never raises: a refused reload is
     counted (gateway_config_reload_total{result="invalid"}) and logged, and the old configuration serves on."""
@@ -73,6 +79,7 @@ def reload_from(rt: Runtime, path: str | Path) -> bool:
             raise ConfigError([f"{key}: changed, and only a restart applies it" for key in blocked])
     except ConfigError as exc:
         rt.metrics.config_reloads.labels("invalid").inc()
+        rt.audit_event("config_reload_failed", None, reason="; ".join(exc.problems)[:1000])
         logs.event(
             "config_reload_failed",
             logging.ERROR,
@@ -83,5 +90,6 @@ def reload_from(rt: Runtime, path: str | Path) -> bool:
         return False
     apply(rt, loaded)
     rt.metrics.config_reloads.labels("ok").inc()
+    rt.audit_event("config_reloaded", None)
     logs.event("config_reloaded", config=str(path), routes=",".join(r.name for r in loaded.routes))
     return True

@@ -20,19 +20,24 @@ import aiohttp
 from aiohttp import web
 
 from gateway import keys, logs
+from gateway.audit import AuditLog, Context
 from gateway.config import Settings
-from gateway.errors import BadRequestError, ConfigError
+from gateway.errors import AuditUnavailableError, BadRequestError, ConfigError
 from gateway.forwarded import ClientView, client_view
 from gateway.idp.oidc_client import OidcClient
 from gateway.idp.poll_client import PollClient
 from gateway.metrics import Metrics
 from gateway.protocol import field_lines
+from gateway.protocol.claims import Identity
 from gateway.protocol.jws import DecryptionKey, SigningKey
+from gateway.protocol.paths import PathError, normalize_request_path
 from gateway.protocol.rate_limit import RateLimiter
 from gateway.protocol.redirect_target import safe_return_target
+from gateway.protocol.request_id import HEADER as REQUEST_ID_HEADER
+from gateway.protocol.request_id import request_id
 from gateway.proxy import gateway_cookie_names
 from gateway.route_table import PoolKey, RouteTable, build_route_table
-from gateway.routes import host_without_port
+from gateway.routes import Route, host_without_port
 from gateway.session.codec import Keyring
 from gateway.session.model import Session
 from gateway.session.redis_store import RedisStore, connect
@@ -41,6 +46,7 @@ from gateway.upstream import UpstreamPool
 
 REPEATED_HEADER_MESSAGE = "The request repeated a header that must be sent once."
 CLIENT_VIEW = web.RequestKey("client_view", ClientView)
+REQUEST_ID = web.RequestKey("request_id", str)
 
 
 @dataclass
@@ -72,6 +78,9 @@ class Runtime:
     # Refresh grants in flight (session id -> future) and just finished (sid + old refresh token -> result).
     refreshing: dict[str, asyncio.Future[Session | None]] = field(default_factory=dict)
     recent_refreshes: BoundedCache = field(default_factory=BoundedCache)
+    audit: AuditLog = field(default_factory=lambda: AuditLog(None))
+    #: The bearer token of session administration (admin.token_file); None: no admin API.
+    admin_token: str | None = None
     # Session id -> (when, cookie setter) of its last sliding renewal (flows/sessions.py).
     reissued_cookies: BoundedCache = field(default_factory=BoundedCache)
 
@@ -145,6 +154,61 @@ class Runtime:
             self.metrics.repeated_headers.labels(name.lower()).inc()
             raise BadRequestError("repeated_header", public_message=REPEATED_HEADER_MESSAGE)
 
+    def route_of_target(self, target: str) -> Route | None:
+        """The route a (safe) return target belongs to: a local path on the public host, or an allowed URL."""
+        parts = urlsplit(target)
+        host = parts.hostname.lower() if parts.hostname else (host_without_port(self.public_origin[1]) or "")
+        try:
+            path = normalize_request_path(parts.path or "/")
+        except PathError:
+            return None
+        return self.table.route_for(host, path)
+
+    def request_id(self, request: web.Request) -> str:
+        """This request's id (protocol/request_id.py), the same every time it is asked for."""
+        if REQUEST_ID not in request:
+            trusted = self.client_view(request).via_trusted_proxy
+            request[REQUEST_ID] = request_id(request.headers.getall(REQUEST_ID_HEADER, []), from_trusted_proxy=trusted)
+        return request[REQUEST_ID]
+
+    def audit_context(self, request: web.Request, *, route: str | None = None) -> Context:
+        return Context(
+            client=self.client_view(request).address,
+            request_id=self.request_id(request),
+            user_agent=request.headers.get("User-Agent"),
+            route=route,
+        )
+
+    def audit_login(
+        self, event: str, request: web.Request, *, provider: str, identity: Identity | None = None,
+        sid: str | None = None, reason: str | None = None, route: str | None = None,
+    ) -> None:
+        """Record a login event; with ``audit.required`` an unwritten record stops the login (fails closed)."""
+        if not self.audit.enabled:
+            return
+        written = self.audit.record(
+            event, self.audit_context(request, route=route), provider=provider, identity=identity, sid=sid,
+            reason=reason,
+        )
+        if written:
+            self.metrics.audit_records.labels(event).inc()
+        elif self.audit.required and event != "login_refused":
+            raise AuditUnavailableError("audit_write_failed")
+
+    def audit_event(
+        self, event: str, request: web.Request | None, *, provider: str | None = None,
+        identity: Identity | None = None, sid: str | None = None, reason: str | None = None,
+        person: Identity | None = None,
+    ) -> None:
+        """Record an event that has already happened (a logout, a reload): a failure is counted and logged."""
+        if not self.audit.enabled:
+            return
+        context = self.audit_context(request) if request is not None else Context()
+        if self.audit.record(
+            event, context, provider=provider, identity=identity, sid=sid, reason=reason, person=person
+        ):
+            self.metrics.audit_records.labels(event).inc()
+
     def redirect_uri(self, provider: str) -> str:
         return f"{self.settings.public_url}/_auth/callback/{provider}"
 
@@ -211,6 +275,7 @@ class Runtime:
         for pool in set(self.upstream_pools.values()):
             pool.close()
         await self.store.close()
+        self.audit.close()
 
     def _store_observer(self) -> Callable[[str, bool], None]:
         def observe(operation: str, ok: bool) -> None:
@@ -226,6 +291,19 @@ class KeyMaterial:
     published: tuple[dict[str, str], ...]
     client_keys: dict[str, SigningKey]
     encryption_keys: dict[str, tuple[DecryptionKey, ...]] = field(default_factory=dict)
+    admin_token: str | None = None
+
+
+def read_admin_token(path: str, problems: list[str]) -> str | None:
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"admin.token_file: cannot read {path} ({getattr(exc, 'strerror', None) or exc})")
+        return None
+    if len(token) < 32 or not token.isascii() or not token.isprintable() or " " in token:
+        problems.append(f"admin.token_file: {path} must hold one token of at least 32 printable ASCII characters")
+        return None
+    return token
 
 
 def load_key_files(settings: Settings) -> KeyMaterial:
@@ -258,10 +336,12 @@ def load_key_files(settings: Settings) -> KeyMaterial:
                                        client_keys.get(provider.name), problems)
         if loaded:
             encryption_keys[provider.name] = loaded
+    admin_token = read_admin_token(settings.admin.token_file, problems) if settings.admin else None
     if problems:
         raise ConfigError(problems)
     return KeyMaterial(
-        signing_key=signing_key, published=tuple(published), client_keys=client_keys, encryption_keys=encryption_keys
+        signing_key=signing_key, published=tuple(published), client_keys=client_keys, encryption_keys=encryption_keys,
+        admin_token=admin_token,
     )
 
 
@@ -328,8 +408,10 @@ def build_runtime(
         session_cookie=session_prefix + settings.session.cookie_name,
         login_cookie=prefix + settings.session.cookie_name + "_login",
         clock=clock,
+        admin_token=material.admin_token,
     )
     runtime.store = build_store(settings, keyring, clock=clock, observe=runtime._store_observer())
+    runtime.audit = AuditLog(settings.audit, on_failure=runtime.metrics.audit_write_failures.inc, clock=clock)
     # Counter names are HMACs under a key of their own, derived from the session secret: the store never
     # holds an address or a national ID number, and the names are the same on every replica.
     limit_key = hmac.new(settings.session.secret.encode(), b"eid-gateway rate-limit buckets", hashlib.sha256).digest()

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import http_parser, web
 
 from gateway import keys, logs, reload
+from gateway.admin import admin_routes
 from gateway.app import create_app, create_forward_auth_app
 from gateway.config import Settings, load_file
 from gateway.errors import ConfigError
@@ -224,7 +225,8 @@ async def start_gateway(
         await open_site(forward_runner, "forward_auth.listen", host, port, backlog=1024, reuse_port=reuse_port)
     metrics_url = None
     if settings.metrics_listen is not None:
-        metrics_runner = web.AppRunner(create_metrics_app(metrics), access_log=None, handle_signals=False)
+        admin = admin_routes(runtime) if runtime.admin_token is not None else None
+        metrics_runner = web.AppRunner(create_metrics_app(metrics, admin), access_log=None, handle_signals=False)
         await metrics_runner.setup()
         runners.append(metrics_runner)
         # Each worker has its own registry, so each gets its own metrics port: listen port + worker index.
@@ -278,7 +280,7 @@ async def serve_forever(
         loop.add_signal_handler(sig, stop.set)
     if config_path is not None:
         runtime = gateway.app[RUNTIME]
-        loop.add_signal_handler(signal.SIGHUP, reload.reload_from, runtime, config_path)
+        loop.add_signal_handler(signal.SIGHUP, reload.on_sighup, runtime, config_path)
     await stop.wait()
     logs.event("gateway_draining", worker=worker, grace=settings.shutdown_grace)
     await drain(gateway, settings.shutdown_grace)

@@ -29,6 +29,8 @@ TOP_KEYS = frozenset(
         "forward_auth",
         "routes",
         "pairwise",
+        "audit",
+        "admin",
     }
 )
 PROVIDER_KEYS = frozenset(
@@ -104,6 +106,8 @@ ROUTE_KEYS = frozenset(
 MATCH_KEYS = frozenset({"host", "path_prefix"})
 ROUTE_ASSERTION_KEYS = frozenset({"audience", "ttl"})
 PAIRWISE_KEYS = frozenset({"secret", "previous_secrets"})
+AUDIT_KEYS = frozenset({"file", "secret", "include_national_id", "required"})
+ADMIN_KEYS = frozenset({"token_file"})
 METRICS_KEYS = frozenset({"listen"})
 FORWARD_AUTH_KEYS = frozenset({"listen"})
 UPSTREAM_TIMEOUT_KEYS = frozenset({"connect", "read"})
@@ -121,6 +125,8 @@ SECTIONS: dict[str, frozenset[str]] = {
     "routes[0].assertion": ROUTE_ASSERTION_KEYS,
     "routes[0].upstream_timeouts": UPSTREAM_TIMEOUT_KEYS,
     "pairwise": PAIRWISE_KEYS,
+    "audit": AUDIT_KEYS,
+    "admin": ADMIN_KEYS,
     "metrics": METRICS_KEYS,
     "forward_auth": FORWARD_AUTH_KEYS,
     "upstream_timeouts": UPSTREAM_TIMEOUT_KEYS,

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.config.admin import AdminSettings, load_admin
 from gateway.config.assertion import (
     HEADER_ENCODINGS,
     AssertionSettings,
@@ -25,6 +26,7 @@ from gateway.config.assertion import (
     load_assertion,
     load_headers,
 )
+from gateway.config.audit import AuditSettings, load_audit
 from gateway.config.listeners import load_forward_auth_listen, load_listen, load_metrics_listen
 from gateway.config.providers import ProviderSettings, load_providers
 from gateway.config.rate_limits import DEFAULT_RATE_LIMITS, load_rate_limits
@@ -80,6 +82,8 @@ class Settings:
     pairwise: PairwiseSettings | None = None
     #: True when the file has a ``routes`` list (false: the legacy route).
     explicit_routes: bool = False
+    audit: AuditSettings | None = None
+    admin: AdminSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.explicit_routes and not self.routes:
@@ -225,6 +229,8 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         routes=routes,
         pairwise=pairwise,
         explicit_routes=explicit_routes,
+        audit=load_audit(r.mapping("audit"), problems, base),
+        admin=load_admin(r.mapping("admin"), problems, base, metrics_listen),
     )
     if problems.items:
         raise ConfigError(problems.items)

@@ -77,4 +77,6 @@ async def handle_backchannel_logout(request: web.Request, *, provider_name: str)
     rt.metrics.backchannel_logouts.labels(provider_name, "ok").inc()
     rt.metrics.sessions_ended.labels("backchannel").inc(ended)
     logs.event("backchannel_logout", provider=provider_name, by="sid" if logout.sid else "sub", ended=ended)
+    # The provider names the session or the account, not the person: the record has no person.
+    rt.audit_event("backchannel_logout", request, provider=provider_name, reason="by_sid" if logout.sid else "by_sub")
     return web.Response(status=200, headers=NO_STORE)

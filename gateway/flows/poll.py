@@ -200,6 +200,7 @@ async def handle_start(request: web.Request) -> web.StreamResponse:
     except GatewayError as exc:
         rt.metrics.poll_failed.labels(provider.name, exc.reason).inc()
         raise
+    rt.audit_login("login_started", request, provider=provider.name, route=_route_name(rt, return_to))
     rt.metrics.poll_started.labels(provider.name).inc()
     logs.event("poll_login_started", provider=provider.name, flow=provider.flow)
     body = _view(tx, lang=_language(request, provider), mode=str(data.get("mode", "qr")))
@@ -230,6 +231,11 @@ async def _finish(
         identity, now=rt.clock(), lifetime=rt.settings.session.lifetime, idle_timeout=rt.settings.session.idle_timeout
     )
     return poll.complete(tx, rt.clock()), session
+
+
+def _route_name(rt: Runtime, return_to: str) -> str | None:
+    route = rt.route_of_target(return_to)
+    return route.name if route else None
 
 
 async def handle_status(request: web.Request) -> web.StreamResponse:
@@ -267,8 +273,16 @@ async def handle_status(request: web.Request) -> web.StreamResponse:
     # Terminal: the transaction is spent, whatever the result (single use, also for a copied cookie).
     await rt.store.spend(spent, tx.expires_at + 60, rt.clock())
     client.forget(tx.request_id)
+    route = _route_name(rt, return_to)
     if session is not None:
+        # Before the session exists: with audit.required, a login that cannot be recorded does not happen.
+        rt.audit_login(
+            "login_succeeded", request, provider=provider.name, identity=session.identity, sid=session.sid,
+            route=route,
+        )
         body["redirect"] = return_to
+    else:
+        rt.audit_login("login_refused", request, provider=provider.name, reason=tx.reason or tx.status, route=route)
     response = web.json_response(body, headers=NO_STORE)
     clear_transaction(response, rt)
     if session is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -27,9 +27,8 @@ from gateway.flows.sessions import current_session, end_presented_session, prese
 from gateway.idp.oidc_client import OidcClient
 from gateway.protocol import authorization_request, field_lines, oidc
 from gateway.protocol.claims import ClaimError, map_claims
-from gateway.protocol.paths import PathError, normalize_request_path
 from gateway.responses import error_response, is_same_origin, redirect_to
-from gateway.routes import Route, host_without_port
+from gateway.routes import Route
 from gateway.runtime import RUNTIME, Runtime
 from gateway.session.cookies import (
     AMBIGUOUS,
@@ -76,21 +75,10 @@ def direct_provider(rt: Runtime, route: Route) -> str | None:
     return name if rt.settings.direct_login_redirect and route.accepts_provider(name) else None
 
 
-def route_of_target(rt: Runtime, target: str) -> Route | None:
-    """The route a (safe) return target belongs to: a local path on the public host, or an allowed URL."""
-    parts = urlsplit(target)
-    host = parts.hostname.lower() if parts.hostname else (host_without_port(rt.public_origin[1]) or "")
-    try:
-        path = normalize_request_path(parts.path or "/")
-    except PathError:
-        return None
-    return rt.table.route_for(host, path)
-
-
 async def handle_login(request: web.Request) -> web.StreamResponse:
     rt = request.app[RUNTIME]
     return_to = rt.return_target(request.query.get("rd"))
-    route = route_of_target(rt, return_to)
+    route = rt.route_of_target(return_to)
     # The providers the application being returned to accepts (a route's providers), else all of them.
     offered = tuple(p for p in rt.settings.providers if route is None or route.accepts_provider(p.name))
     asked_for = request.query.get("provider")
@@ -182,6 +170,8 @@ async def redirect_to_provider(
         in_flight = read_pending_logins(request, rt)
     except StateMismatchError:
         in_flight = []  # the login cookie came twice: neither is kept, this login starts afresh
+    route = rt.route_of_target(return_to)
+    rt.audit_login("login_started", request, provider=name, route=route.name if route else None)
     response = redirect_to(url)
     write_pending_logins(response, rt, add_pending(in_flight, pending))
     rt.metrics.logins_started.labels(name).inc()
@@ -285,6 +275,7 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         login = await _take_pending(rt, pending, state, name)
     except GatewayError as exc:
         rt.metrics.logins_failed.labels(name, exc.reason).inc()
+        rt.audit_login("login_refused", request, provider=name, reason=exc.reason)
         if exc.reason == "ambiguous_cookie":
             refused = error_response(request, exc)
             write_pending_logins(refused, rt, [])  # the next login starts with one login cookie
@@ -310,6 +301,8 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
             rt.metrics.token_failures.labels(name, exc.reason).inc()
         rt.metrics.logins_failed.labels(name, exc.reason).inc()
         logs.event("login_failed", logging.WARNING, provider=name, reason=exc.reason)
+        route = rt.route_of_target(login.return_to)
+        rt.audit_login("login_refused", request, provider=name, reason=exc.reason, route=route.name if route else None)
         failed = error_response(request, exc, retry_url=login_url(login.return_to))
         write_pending_logins(failed, rt, remaining)
         return failed
@@ -323,6 +316,12 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         provider_sid=provider_sid if isinstance(provider_sid, str) and 0 < len(provider_sid) <= 255 else None,
         refresh_token=tokens.refresh_token if provider.refresh_tokens else None,
         refresh_at=oidc.refresh_deadline(now, tokens.expires_in) if provider.refresh_tokens else None,
+    )
+    route = rt.route_of_target(login.return_to)
+    # Before the session exists: with audit.required, a login that cannot be recorded does not happen.
+    rt.audit_login(
+        "login_succeeded", request, provider=name, identity=identity, sid=session.sid,
+        route=route.name if route else None,
     )
     response = redirect_to(login.return_to)
     await write_session(response, rt, session)
@@ -379,6 +378,7 @@ async def handle_logout(request: web.Request) -> web.StreamResponse:
             logs.event("logout_not_confirmed", logging.WARNING, provider=session.identity.idp, reason=exc.reason)
             raise LogoutNotConfirmedError(exc.reason) from exc  # the cookie is kept: the person can try again
         rt.forget_session(session.sid)
+        rt.audit_event(cause, request, identity=session.identity, sid=session.sid)
         rt.metrics.sessions_ended.labels(cause).inc()
         logs.event(cause, provider=session.identity.idp, sub=session.identity.sub)
     if len(sessions) == 1:  # the provider's logout belongs to one session; with two, neither is followed

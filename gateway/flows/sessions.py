@@ -173,4 +173,5 @@ async def _end(rt: Runtime, session: Session, reason: str) -> None:
     await rt.store.end(session, rt.clock())
     rt.forget_session(session.sid)
     rt.metrics.sessions_ended.labels("refresh_refused").inc()
+    rt.audit_event("refresh_refused", None, identity=session.identity, sid=session.sid, reason=reason)
     logs.event("session_ended", logging.WARNING, cause="refresh_refused", reason=reason, provider=session.identity.idp)

@@ -64,8 +64,9 @@ from redis.exceptions import ReadOnlyError, RedisError
 from gateway import logs
 from gateway.protocol import strict_json
 from gateway.protocol.jws import JoseError, b64url_decode, b64url_encode
+from gateway.protocol.pairwise import person_key
 from gateway.session.model import Session
-from gateway.session.store import Loaded, StoreUnavailableError, UnconfirmedWriteError
+from gateway.session.store import Loaded, SessionInfo, StoreUnavailableError, UnconfirmedWriteError
 from gateway.session.store_url import StoreAddress
 
 COOKIE_PREFIX = "r1."
@@ -217,10 +218,17 @@ class RedisStore:
 
     def _indexes(self, session: Session) -> list[str]:
         key = self._index_keys[0]
-        found = [self._index("u", session.identity.idp, session.identity.sub, key)]
+        found = [
+            self._index("u", session.identity.idp, session.identity.sub, key),
+            self._index("p", "", person_key(session.identity), key),  # session administration, any provider
+        ]
         if session.provider_sid is not None:
             found.append(self._index("o", session.identity.idp, session.provider_sid, key))
         return found
+
+    def _meta_key(self, record_key: str) -> str:
+        """What session administration may read of a record without its cookie: provider, acr, times."""
+        return self._prefix + "m:" + record_key[len(self._prefix) + 2 :]
 
     def _marker_key(self, kind: str, name: str) -> str:
         return f"{self._prefix}{kind}:" + hashlib.sha256(name.encode()).hexdigest()
@@ -437,9 +445,16 @@ class RedisStore:
         value = nonce + AESGCM(key).encrypt(nonce, plaintext, record_key.encode())
         ttl = _ms(min(self._idle, session.expires - now))
 
+        meta = json.dumps(
+            {"provider": session.identity.idp, "acr": session.identity.get("acr"), "created": session.created,
+             "expires": session.expires},
+            separators=(",", ":"),
+        )
+
         async def write() -> None:
             pipe = self._redis.pipeline(transaction=False)
             pipe.set(record_key, value, px=ttl)
+            pipe.set(self._meta_key(record_key), meta, px=_ms(max(1.0, session.expires - now)))
             for index in self._indexes(session):
                 pipe.sadd(index, record_key)
                 pipe.pexpire(index, _ms(self._lifetime))
@@ -460,6 +475,7 @@ class RedisStore:
 
         def queue(pipe: Any) -> None:
             pipe.delete(record_key)
+            pipe.delete(self._meta_key(record_key))
             for index in indexes:
                 pipe.srem(index, record_key)
 
@@ -482,6 +498,8 @@ class RedisStore:
                 pipe.delete(record)
             for index in indexes:
                 pipe.delete(index)
+            for record in records:
+                pipe.delete(self._meta_key(record.decode() if isinstance(record, bytes) else str(record)))
 
         replies = await self._call("delete", lambda: self._durable("delete", queue))
         return sum(int(r) for r in replies[: len(records)])
@@ -491,6 +509,62 @@ class RedisStore:
 
     async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
         return await self._end_indexed("o", provider, provider_sid)
+
+    async def end_for_person(self, person: str, now: float) -> int:
+        return await self._end_indexed("p", "", person)
+
+    async def sessions_of_person(self, person: str, now: float) -> list[SessionInfo]:
+        indexes = [self._index("p", "", person, key) for key in self._index_keys]
+
+        async def members() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for index in indexes:
+                pipe.smembers(index)
+            found: list[Any] = await pipe.execute()
+            return found
+
+        records = sorted({m.decode() for found in await self._call("read", members) for m in found})
+        if not records:
+            return []
+
+        async def details() -> list[Any]:
+            pipe = self._redis.pipeline(transaction=False)
+            for record in records:
+                pipe.get(self._meta_key(record))
+                pipe.pttl(record)
+            found: list[Any] = await pipe.execute()
+            return found
+
+        replies = await self._call("read", details)
+        sessions: list[SessionInfo] = []
+        for i, record in enumerate(records):
+            meta, pttl = replies[2 * i], replies[2 * i + 1]
+            if meta is None or not isinstance(pttl, int) or pttl <= 0:
+                continue  # ended or expired: the index entry outlived it
+            data = json.loads(meta)
+            sessions.append(
+                SessionInfo(
+                    reference=record[len(self._prefix) + 2 :],
+                    provider=str(data["provider"]),
+                    acr=data.get("acr"),
+                    created=float(data["created"]),
+                    last_seen=now - max(0.0, self._idle - pttl / 1000),
+                    expires=float(data["expires"]),
+                )
+            )
+        return sorted(sessions, key=lambda info: info.created)
+
+    async def end_by_reference(self, reference: str, now: float) -> int:
+        if len(reference) != 64 or any(c not in "0123456789abcdef" for c in reference):
+            return 0
+        record_key = self._prefix + "s:" + reference
+
+        def queue(pipe: Any) -> None:
+            pipe.delete(record_key)
+            pipe.delete(self._meta_key(record_key))
+
+        replies = await self._call("delete", lambda: self._durable("delete", queue))
+        return int(replies[0])
 
     # -- single use and locks -------------------------------------------------------------------------
     async def is_spent(self, marker: str, now: float) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.errors import GatewayError
+from gateway.protocol.pairwise import person_key
 from gateway.session.codec import Keyring, SealError
 from gateway.session.model import Session
 
@@ -50,6 +51,26 @@ class Loaded:
 NO_COOKIE = Loaded(None)
 
 
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What session administration shows of one session (never the identity itself)."""
+
+    reference: str  # opaque: ends this session (end_by_reference), cannot be made into a cookie
+    provider: str
+    acr: str | None
+    created: float
+    last_seen: float
+    expires: float
+
+
+class NotListableError(GatewayError):
+    """The cookie store keeps no sessions on the server: they cannot be listed or ended one by one."""
+
+    status = 409
+    code = "not_listable"
+    public_message = "The cookie session store keeps no sessions on the server; revoke by person instead."
+
+
 class SessionStore(Protocol):
     name: str
 
@@ -69,6 +90,18 @@ class SessionStore(Protocol):
 
     async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
         """End the sessions made from one provider session (back-channel logout by sid)."""
+        ...
+
+    async def sessions_of_person(self, person: str, now: float) -> list[SessionInfo]:
+        """The live sessions of one person (protocol/pairwise.person_key); NotListableError if not kept."""
+        ...
+
+    async def end_for_person(self, person: str, now: float) -> int:
+        """End every session of one person, through any provider (session administration)."""
+        ...
+
+    async def end_by_reference(self, reference: str, now: float) -> int:
+        """End the session a SessionInfo.reference names; 0 if it is gone; NotListableError if not kept."""
         ...
 
     async def is_spent(self, marker: str, now: float) -> bool: ...
@@ -176,7 +209,10 @@ class CookieStore:
         return Loaded(session, reissue=session.needs_refresh(now))
 
     def _ended(self, session: Session) -> bool:
-        keys = [_subject("u", session.identity.idp, session.identity.sub)]
+        keys = [
+            _subject("u", session.identity.idp, session.identity.sub),
+            _subject("p", "", person_key(session.identity)),
+        ]
         if session.provider_sid is not None:
             keys.append(_subject("o", session.identity.idp, session.provider_sid))
         for key in keys:
@@ -206,6 +242,17 @@ class CookieStore:
     async def end_for_provider_session(self, provider: str, provider_sid: str, now: float) -> int:
         self._end_at(_subject("o", provider, provider_sid), now)
         return 0
+
+    async def sessions_of_person(self, person: str, now: float) -> list[SessionInfo]:
+        raise NotListableError("cookie_store")
+
+    async def end_for_person(self, person: str, now: float) -> int:
+        # This process refuses the person's sessions made until now when they come back; other replicas don't.
+        self._end_at(_subject("p", "", person), now)
+        return 0
+
+    async def end_by_reference(self, reference: str, now: float) -> int:
+        raise NotListableError("cookie_store")
 
     async def is_spent(self, marker: str, now: float) -> bool:
         return self._spent.contains(marker, now)

@@ -121,6 +121,10 @@ def test_values_match_the_schema() -> None:
         {"config": {"session": {"secret": "${S}", "lifetime": "8 hours"}}},
         {"config": {"sesion": {}}},
         {"config": {"rules": [{"path_prefix": "/admin/", "require": {"country": []}}]}},
+        {"config": {"routes": [{"name": "Bad Name", "upstream": "http://a:1"}]}},
+        {"config": {"routes": [{"name": "a"}]}},
+        {"config": {"routes": [{"name": "a", "upstream": "http://a:1", "match": {"port": 1}}]}},
+        {"config": {"audit": {"file": "-"}}},
         {"secrets": {"create": True, "stringData": {}}},
         {"secrets": {"files": ["../escape.pem"]}},
         {"image": {"digest": "sha256:short"}},
@@ -133,6 +137,19 @@ def test_values_match_the_schema() -> None:
 def test_schema_refuses_bad_values(override: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft7Validator(schema()).validate(merged(override))
+
+
+def test_routes_config_validates_without_a_top_level_upstream(tmp_path: Path) -> None:
+    vals = values()
+    config = vals["config"]
+    for key in ("upstream", "headers", "public_paths", "rules"):
+        config.pop(key, None)
+    config["routes"] = [{"name": "app", "match": {"path_prefix": "/"}, "upstream": "http://app:8080",
+                         "headers": {"name": "X-Auth-Name"}}]
+    jsonschema.Draft7Validator(schema()).validate(vals)
+    del config["routes"]
+    with pytest.raises(jsonschema.ValidationError):  # neither upstream nor routes
+        jsonschema.Draft7Validator(schema()).validate(vals)
 
 
 def test_schema_has_no_ref_with_siblings() -> None:
@@ -157,6 +174,13 @@ def test_schema_knows_exactly_the_gateways_config_keys() -> None:
     assert set(config["session"]["properties"]) == config_schema.SESSION_KEYS
     assert set(config["assertion"]["properties"]) == config_schema.ASSERTION_KEYS
     assert set(config["rules"]["items"]["properties"]) == config_schema.RULE_KEYS
+    route = config["routes"]["items"]["properties"]
+    assert set(route) == config_schema.ROUTE_KEYS
+    assert set(route["match"]["properties"]) == config_schema.MATCH_KEYS
+    assert set(route["assertion"]["properties"]) == config_schema.ROUTE_ASSERTION_KEYS
+    assert set(config["pairwise"]["properties"]) == config_schema.PAIRWISE_KEYS
+    assert set(config["audit"]["properties"]) == config_schema.AUDIT_KEYS
+    assert set(config["admin"]["properties"]) == config_schema.ADMIN_KEYS
 
 
 def chart_config(vals: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,12 @@ BASE: dict[str, Any] = {
     "providers": [{"name": "base", "issuer": "https://login.example.com", "client_id": "c", "client_secret": "s" * 32}],
     "session": {"secret": "x" * 40},
 }
-_KEY_FILE_KEYS = {"private_key_file": "rsa", "signing_key_file": "ec", "published_key_files": "ec"}
+_KEY_FILE_KEYS = {
+    "private_key_file": "rsa",
+    "signing_key_file": "ec",
+    "published_key_files": "ec",
+    "token_file": "token",
+}
 
 
 def _merge(base: Any, fragment: Any) -> Any:
@@ -50,6 +55,9 @@ def _key_files(node: Any, kind: str | None = None) -> list[tuple[str, str]]:
 
 def _write_key(path: Path, kind: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "token":
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        return
     path.write_bytes(keys.generate_rsa_pem() if kind == "rsa" else keys.generate_ec_pem())
 
 

@@ -36,6 +36,8 @@ SECTIONS = {
     "routes[].assertion": "routes[0].assertion",
     "routes[].upstream_timeouts": "routes[0].upstream_timeouts",
     "pairwise": "pairwise",
+    "audit": "audit",
+    "admin": "admin",
 }
 def documented() -> dict[str, list[tuple[str, str]]]:
     """Section -> (key, default cell) of the first table under each `## ` heading."""
@@ -97,6 +99,12 @@ def _base(where: str) -> dict[str, Any]:
         document["routes"] = [{"name": "app", "upstream": "http://127.0.0.1:8082"}]
     if where == "pairwise":
         document["pairwise"] = {"secret": "p" * 40}
+    if where == "admin":
+        document["metrics"] = {"listen": "127.0.0.1:9090"}
+        token = Path(__file__).resolve().parents[2] / "tests" / "docs" / "admin.token.example"
+        document["admin"] = {"token_file": str(token)}
+    if where == "audit":
+        document["audit"] = {"file": "-", "secret": "a" * 40}
     return document
 
 
