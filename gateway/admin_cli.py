@@ -25,7 +25,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = sessions.add_subparsers(dest="action", required=True)
     for name, text in (("list", "show a person's live sessions"), ("revoke", "end sessions now")):
         action = actions.add_parser(name, help=text)
-        action.add_argument("--config", required=True, help="the gateway's config file (metrics.listen, admin)")
+        action.add_argument(
+            "--config", metavar="FILE",
+            help="the gateway's config file (metrics.listen, admin); default: $EID_GATEWAY_CONFIG if set, "
+            "else /etc/eid-gateway/config.yaml",
+        )
         action.add_argument("--worker", type=int, default=0, help="with --workers N: which worker's listener")
         who = action.add_mutually_exclusive_group(required=True)
         who.add_argument("--person", help="a national identity number")

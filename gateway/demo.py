@@ -12,6 +12,7 @@ import html
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -178,10 +179,16 @@ def create_echo_app(checker: AssertionChecker, *, idp_origin: str) -> web.Applic
     return app
 
 
-async def _serve(app: web.Application, port: int) -> web.AppRunner:
+async def _serve(app: web.Application, port: int, option: str) -> web.AppRunner:
+    from gateway.server import ListenerError, bind_problem
+
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    except OSError as exc:  # taken since port_problems looked: the same message, no traceback
+        await runner.cleanup()
+        raise ListenerError([bind_problem(option, "127.0.0.1", port, exc, option=option)]) from exc
     return runner
 
 
@@ -228,8 +235,9 @@ async def start_demo(*, gateway_port: int, idp_port: int, upstream_port: int) ->
         f"{settings.public_url}/_auth/jwks.json", issuer=settings.public_url, audience="upstream"
     )
     runners: list[Any] = [
-        await _serve(idp, idp_port),
-        await _serve(create_echo_app(checker, idp_origin=f"http://127.0.0.1:{idp_port}"), upstream_port),
+        await _serve(idp, idp_port, "--idp-port"),
+        await _serve(create_echo_app(checker, idp_origin=f"http://127.0.0.1:{idp_port}"), upstream_port,
+                     "--upstream-port"),
     ]
     runners.append(await start_gateway(settings))
     runners.append(_KeyDir(key_dir))
@@ -246,7 +254,25 @@ class _KeyDir:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def port_problems(*, gateway_port: int, idp_port: int, upstream_port: int) -> list[str]:
+    """The demo's loopback ports that cannot be opened, each named by the option that moves it."""
+    from gateway.server import bind_problem, try_bind
+
+    problems = []
+    ports = (("--gateway-port", gateway_port), ("--idp-port", idp_port), ("--upstream-port", upstream_port))
+    for option, port in ports:
+        try:
+            try_bind("127.0.0.1", port, reuse_port=False)
+        except (OSError, OverflowError) as exc:
+            error = exc if isinstance(exc, OSError) else OSError(None, str(exc))
+            problems.append(bind_problem(option, "127.0.0.1", port, error, option=option))
+    return problems
+
+
 def run_demo(*, gateway_port: int, idp_port: int, upstream_port: int) -> int:
+    problems = port_problems(gateway_port=gateway_port, idp_port=idp_port, upstream_port=upstream_port)
+    if problems:
+        return _print_port_problems(problems)
     logs.configure("info")
 
     async def main() -> None:
@@ -267,6 +293,18 @@ def run_demo(*, gateway_port: int, idp_port: int, upstream_port: int) -> int:
             for runner in reversed(runners):
                 await (runner.stop() if hasattr(runner, "stop") else runner.cleanup())
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    from gateway.server import ListenerError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    except ListenerError as error:
+        return _print_port_problems(error.problems)
     return 0
+
+
+def _print_port_problems(problems: list[str]) -> int:
+    print(f"eid-gateway demo: {len(problems)} problem(s) with its ports:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 2

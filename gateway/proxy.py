@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
@@ -17,9 +18,11 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gateway import logs
 from gateway.assertion import normalize_header_name
 from gateway.errors import UpstreamError
 from gateway.forwarded import ClientView
+from gateway.idp.diagnostics import failure_cause, origin
 from gateway.metrics import Metrics
 from gateway.protocol.cookie_header import parse_cookie_lines
 from gateway.protocol.field_lines import joined
@@ -185,6 +188,12 @@ async def _send(
     return _AiohttpUpstream(response)
 
 
+def _log_upstream_failed(url: URL, exc: BaseException) -> None:
+    """The one line for a 502/504 before any answer: the upstream's origin (never the path or query, which
+    may carry the person's data) and the cause (refused, dns, timeout, ...)."""
+    logs.event("upstream_failed", logging.WARNING, upstream=origin(url), **failure_cause(exc))
+
+
 async def forward(
     request: web.Request,
     *,
@@ -206,9 +215,11 @@ async def forward(
         upstream = await _send(request, http=http, pool=pool, url=url, headers=headers, timeouts=timeouts)
     except TimeoutError as exc:
         metrics.upstream_errors.labels("timeout").inc()
+        _log_upstream_failed(url, exc)
         raise UpstreamTimeoutError("upstream_timeout") from exc
     except (aiohttp.ClientError, ConnectionError, ValueError) as exc:
         metrics.upstream_errors.labels("connect").inc()
+        _log_upstream_failed(url, exc)
         raise UpstreamError("upstream_unreachable") from exc
     took = time.perf_counter() - started
     metrics.upstream_duration.observe(took)

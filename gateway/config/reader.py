@@ -70,11 +70,17 @@ def parse_duration(value: Any) -> float | None:
 
 
 def parse_host_port(value: Any) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` with the port as ASCII digits 0-65535 (listeners.py refuses 0 and
+    says which part is wrong); None for anything else, including Unicode digits and whitespace."""
     if not isinstance(value, str) or ":" not in value:
         return None
     host, _, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if host.startswith("[") != host.endswith("]") or (host.startswith("[") and ":" not in host):
+        return None
+    host = host[1:-1] if host.startswith("[") else host
+    if not host or not host.isprintable() or any(c.isspace() for c in host):
+        return None
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         return None
     return host, int(port)
 

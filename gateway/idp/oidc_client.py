@@ -7,14 +7,17 @@ timeout and are never retried once a response arrived (protocols.md §5.11).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
+from gateway import logs
 from gateway.config import ProviderSettings
 from gateway.errors import IdpUnavailableError, TokenValidationError
+from gateway.idp.diagnostics import body_excerpt, failure_fields, safe_url, short
 from gateway.protocol import authorization_request, jws, oidc, strict_json
 from gateway.protocol.authorization_request import PushedRequest
 from gateway.protocol.jws import DecryptionKey, EncryptionPublicKey, PublicKey, SigningKey
@@ -66,6 +69,19 @@ class OidcClient:
     def ready(self) -> bool:
         return self._metadata is not None and bool(self._keys)
 
+    def _log_failure(self, endpoint: str, url: str, **fields: Any) -> None:
+        """One ``idp_request_failed`` line: what was asked (URL without query) and why it failed."""
+        logs.event(
+            "idp_request_failed",
+            logging.WARNING,
+            provider=self.settings.name,
+            endpoint=endpoint,
+            **{"url": safe_url(url), **fields},
+        )
+
+    async def _log_exception(self, endpoint: str, url: str, exc: BaseException) -> None:
+        self._log_failure(endpoint, url, **await failure_fields(exc, url))
+
     async def _get_json(self, endpoint: str, url: str) -> Any:
         started = time.perf_counter()
         outcome = "error"
@@ -73,11 +89,20 @@ class OidcClient:
             timeout = aiohttp.ClientTimeout(total=self.settings.timeout, connect=min(5.0, self.settings.timeout))
             async with self._http.get(url, timeout=timeout, headers={"Accept": "application/json"}) as resp:
                 body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
-                if resp.status != 200 or len(body) > MAX_DOCUMENT_BYTES:
+                if resp.status != 200:
+                    self._log_failure(endpoint, url, cause="http_status", status=resp.status, body=body_excerpt(body))
+                    raise IdpUnavailableError(f"{endpoint}_http_{resp.status}")
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    self._log_failure(endpoint, url, cause="too_large", detail=f"over {MAX_DOCUMENT_BYTES} bytes")
                     raise IdpUnavailableError(f"{endpoint}_http_{resp.status}")
                 outcome = "ok"
-                return strict_json.loads(body)
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                try:
+                    return strict_json.loads(body)
+                except ValueError as exc:
+                    self._log_failure(endpoint, url, cause="malformed", detail="not JSON", body=body_excerpt(body))
+                    raise IdpUnavailableError(f"{endpoint}_unreachable") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            await self._log_exception(endpoint, url, exc)
             raise IdpUnavailableError(f"{endpoint}_unreachable") from exc
         finally:
             self._observe(endpoint, outcome, time.perf_counter() - started)
@@ -91,7 +116,11 @@ class OidcClient:
                 url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
                 try:
                     document = await self._get_json("discovery", url)
-                    self._metadata = oidc.parse_provider_metadata(document, expected_issuer=self.settings.issuer)
+                    try:
+                        self._metadata = oidc.parse_provider_metadata(document, expected_issuer=self.settings.issuer)
+                    except IdpUnavailableError as exc:
+                        self._log_discovery_refused(url, document, exc.reason)
+                        raise
                     self._metadata_fetched = now
                 except IdpUnavailableError:
                     if self._metadata is None:
@@ -99,6 +128,15 @@ class OidcClient:
                     # Keep serving from the stale copy; the IdP may be briefly down.
         assert self._metadata is not None
         return self._metadata
+
+    def _log_discovery_refused(self, url: str, document: Any, reason: str) -> None:
+        if reason == "discovery_issuer_mismatch":
+            got = document.get("issuer") if isinstance(document, dict) else None
+            self._log_failure(
+                "discovery", url, cause="issuer_mismatch", expected=self.settings.issuer, got=short(got)
+            )
+        else:
+            self._log_failure("discovery", url, cause="malformed", detail=reason)
 
     async def refresh_keys(self, *, force: bool = False) -> bool:
         """Fetch the JWKS; unless forced, at most once per JWKS_REFRESH_INTERVAL. True if keys changed."""
@@ -113,8 +151,12 @@ class OidcClient:
             metadata = await self.metadata()
         try:
             document = await self._get_json("jwks", metadata.jwks_uri)
-            keys = jws.parse_jwks(document)
-            encryption_keys = jws.parse_encryption_jwks(document)
+            try:
+                keys = jws.parse_jwks(document)
+                encryption_keys = jws.parse_encryption_jwks(document)
+            except jws.JoseError as exc:
+                self._log_failure("jwks", metadata.jwks_uri, cause="malformed", detail=exc.reason)
+                raise
         except (IdpUnavailableError, jws.JoseError):
             self.on_jwks_refresh("error")
             raise
@@ -250,9 +292,14 @@ class OidcClient:
                 status, content_type = resp.status, resp.content_type
             outcome = "ok" if status == 200 else f"http_{status // 100}xx"
         except (TimeoutError, aiohttp.ClientError) as exc:
+            await self._log_exception("userinfo", metadata.userinfo_endpoint, exc)
             raise IdpUnavailableError("userinfo_unreachable") from exc
         finally:
             self._observe("userinfo", outcome, time.perf_counter() - started)
+        if status != 200:  # never the body of a 200: it is the person's data
+            self._log_failure(
+                "userinfo", metadata.userinfo_endpoint, cause="http_status", status=status, body=body_excerpt(body)
+            )
         if status >= 500:
             raise IdpUnavailableError("userinfo_endpoint_error")
         if status != 200:
@@ -326,10 +373,15 @@ class OidcClient:
                 body = await resp.content.read(MAX_DOCUMENT_BYTES + 1)
                 status = resp.status
             outcome = "ok" if status == 200 else f"http_{status // 100}xx"
-        except (TimeoutError, aiohttp.ClientError):
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            await self._log_exception(endpoint, url, exc)
             return None, None
         finally:
             self._observe(endpoint, outcome, time.perf_counter() - started)
+        # A 2xx carries tokens (PAR: 201): never logged. A poll's 400 (authorization_pending, slow_down)
+        # is the protocol at work.
+        if not 200 <= status < 300 and (endpoint != "poll" or status >= 500):
+            self._log_failure(endpoint, url, cause="http_status", status=status, body=body_excerpt(body))
         try:
             document = strict_json.loads(body) if len(body) <= MAX_DOCUMENT_BYTES else None
         except ValueError:
