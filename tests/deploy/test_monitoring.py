@@ -566,3 +566,14 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
             now = float(re.search(r'^gateway_requests_total\{outcome="error"\} (\S+)$', exposed, re.M)[1])  # type: ignore[index]
             assert now == sent
             assert 0 < recorded <= now
+
+
+# ---------------------------------------------------------------- the operations page
+
+
+def test_operations_page_lists_every_alert_with_its_severity_and_for() -> None:
+    page = (DEPLOY.parent / "docs/operations.md").read_text(encoding="utf-8")
+    section = page.split("\n## Alerts and dashboard\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(EidGateway\w+)` \| (\w+) \| .*\((\d+[smh])\) \|$", section, re.M)
+    shipped = [(r["alert"], r["labels"]["severity"], r["for"]) for r in alert_rules()]
+    assert rows == shipped
