@@ -28,8 +28,8 @@ from prometheus_client.metrics import MetricWrapperBase
 from gateway.metrics import REQUEST_OUTCOMES, Metrics
 from gateway.protocol.oidc import KNOWN_IDP_ERRORS
 from gateway.protocol.poll_transaction import POLL_RESULTS
-from tests.deploy.k8s import DEPLOY, validate_resource
-from tests.deploy.test_helm_chart import CHART, TEMPLATES, render, render_fails
+from tests.deploy.k8s import DEPLOY, K8S_VERSIONS, validate_resource
+from tests.deploy.test_helm_chart import CHART, HELM, TEMPLATES, render, render_fails
 from tests.support.ports import free_port, wait_for_port
 from tests.support.stack import running_stack
 
@@ -442,6 +442,21 @@ def test_chart_dashboard_label_cannot_be_doubled(tmp_path: Path) -> None:
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
+def test_helm_lint_strict_with_monitoring_on(tmp_path: Path) -> None:
+    if HELM is not None:
+        values_file = tmp_path / "values.yaml"
+        values_file.write_text(yaml.safe_dump(SWITCHED_ON))
+        result = subprocess.run([HELM, "lint", "--strict", str(CHART), "-f", str(values_file)],
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return
+    import helm_python
+
+    report = helm_python.lint(CHART, SWITCHED_ON, strict=True, kube_version=f"v{K8S_VERSIONS[0]}.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert not problems, problems
+
+
 @pytest.mark.parametrize("switch", ["prometheusRule", "dashboard"])
 def test_chart_refuses_monitoring_without_metrics(switch: str, tmp_path: Path) -> None:
     message = render_fails({"metrics": {"enabled": False}, "monitoring": {switch: {"enabled": True}}}, tmp_path)
@@ -566,6 +581,16 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
             now = float(re.search(r'^gateway_requests_total\{outcome="error"\} (\S+)$', exposed, re.M)[1])  # type: ignore[index]
             assert now == sent
             assert 0 < recorded <= now
+
+            # Every dashboard query runs on the real data; those on what this run produced return series.
+            answered: dict[str, bool] = {}
+            for panel in graph_panels(dashboard()):
+                for target in panel["targets"]:
+                    result = (await _api(http, prometheus, "query", query=_as_promql(target["expr"])))["result"]
+                    answered[panel["title"]] = answered.get(panel["title"], False) or bool(result)
+            produced = {"Requests by outcome", "Upstream failures", "Session store up", "IdP calls by outcome",
+                        "IdP latency p95 by endpoint"}
+            assert produced <= {title for title, has_data in answered.items() if has_data}, answered
 
 
 # ---------------------------------------------------------------- the operations page
