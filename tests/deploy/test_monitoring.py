@@ -14,7 +14,9 @@ import contextlib
 import copy
 import json
 import re
+import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -399,9 +401,27 @@ def test_chart_templates_hold_verbatim_copies_of_the_monitoring_files() -> None:
     groups = alerts[alerts.index("\ngroups:\n") + 1:]  # the header comment is not copied
     assert "`" not in groups and "`" not in DASHBOARD.read_text(), "a backquote would end the Go raw string"
     assert _raw_string("prometheusrule.yaml").strip() == groups.strip(), (
-        "templates/prometheusrule.yaml differs from deploy/monitoring/alerts.yaml: copy its groups over")
+        "templates/prometheusrule.yaml differs from deploy/monitoring/alerts.yaml: run deploy/monitoring/sync_chart.py")
     assert _raw_string("dashboard-configmap.yaml").strip() == DASHBOARD.read_text().strip(), (
-        "templates/dashboard-configmap.yaml differs from deploy/monitoring/dashboard.json: copy it over")
+        "templates/dashboard-configmap.yaml differs from dashboard.json: run deploy/monitoring/sync_chart.py")
+
+
+def test_sync_script_finds_the_copies_current_and_updates_a_stale_one(tmp_path: Path) -> None:
+    script = MONITORING / "sync_chart.py"
+    check = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # On a copy of deploy/: a changed threshold makes the chart's copy stale, and the script brings it over.
+    shutil.copytree(MONITORING, tmp_path / "deploy/monitoring")
+    shutil.copytree(CHART, tmp_path / "deploy/helm/eid-gateway")
+    alerts = tmp_path / "deploy/monitoring/alerts.yaml"
+    alerts.write_text(alerts.read_text().replace("> 0.05\n", "> 0.07\n"))
+    copied = tmp_path / "deploy/monitoring/sync_chart.py"
+    stale = subprocess.run([sys.executable, str(copied), "--check"], capture_output=True, text=True, check=False)
+    assert stale.returncode == 1 and "prometheusrule.yaml" in stale.stdout
+    subprocess.run([sys.executable, str(copied)], check=True, capture_output=True)
+    assert "> 0.07" in (tmp_path / "deploy/helm/eid-gateway/templates/prometheusrule.yaml").read_text()
+    again = subprocess.run([sys.executable, str(copied), "--check"], capture_output=True, text=True, check=False)
+    assert again.returncode == 0
 
 
 def test_chart_installs_neither_by_default(tmp_path: Path) -> None:
