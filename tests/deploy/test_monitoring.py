@@ -13,13 +13,16 @@ import asyncio
 import contextlib
 import copy
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import aiohttp
 import jsonschema
@@ -33,7 +36,7 @@ from gateway.protocol.poll_transaction import POLL_RESULTS
 from tests.deploy.k8s import DEPLOY, K8S_VERSIONS, validate_resource
 from tests.deploy.test_helm_chart import CHART, HELM, TEMPLATES, render, render_fails
 from tests.support.ports import free_port, wait_for_port
-from tests.support.stack import running_stack
+from tests.support.stack import browser_login, running_stack
 
 MONITORING = DEPLOY / "monitoring"
 ALERTS = MONITORING / "alerts.yaml"
@@ -566,14 +569,23 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
         }
         async with running_prometheus(tmp_path, config, rules) as prometheus, aiohttp.ClientSession() as http:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 90
+            started = loop.time()
+            deadline = started + 90
+            begun = time.time()
             firing: list[dict[str, Any]] = []
-            sent = 0
-            while loop.time() < deadline and not firing:
+            sent = logins = 0
+            # At least 10 s of traffic (the plot below), until the alert fires.
+            while loop.time() < deadline and (not firing or loop.time() < started + 10):
                 for _ in range(5):
                     async with http.get(f"{stack.url}/public/page") as resp:
                         assert resp.status == 502
                         sent += 1
+                async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+                    # A completed login (its page then fails at the dead upstream) and a cancelled one.
+                    final = await browser_login(browser, f"{stack.url}/private", cancel=logins % 3 == 2)
+                    assert final.status == (400 if logins % 3 == 2 else 502), final.status
+                    sent += logins % 3 != 2
+                    logins += 1
                 await asyncio.sleep(0.2)
                 alerts = (await _api(http, prometheus, "alerts"))["alerts"]
                 firing = [a for a in alerts if a["state"] == "firing"]
@@ -608,9 +620,25 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
                 for target in panel["targets"]:
                     result = (await _api(http, prometheus, "query", query=_as_promql(target["expr"])))["result"]
                     answered[panel["title"]] = answered.get(panel["title"], False) or bool(result)
-            produced = {"Requests by outcome", "Upstream failures", "Session store up", "IdP calls by outcome",
-                        "IdP latency p95 by endpoint"}
+            produced = {"Requests by outcome", "Upstream failure ratio", "Upstream errors by kind", "Session store up",
+                        "IdP calls by outcome", "IdP latency p95 by endpoint", "Logins", "Login failures by reason"}
             assert produced <= {title for title, has_data in answered.items() if has_data}, answered
+
+            # The same queries over time, plotted by deploy/monitoring/plot_signals.py (a picture without Grafana).
+            svg_path = Path(os.environ.get("EID_GATEWAY_SIGNALS_SVG") or tmp_path / "signals.svg")
+            plot = await asyncio.create_subprocess_exec(
+                sys.executable, str(MONITORING / "plot_signals.py"), "--prometheus", prometheus,
+                "--minutes", f"{(time.time() - begun) / 60 + 0.05:.3f}", "--step", "1s", "--rate-interval", "5s",
+                "--out", str(svg_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            output = (await asyncio.wait_for(plot.communicate(), 120))[0].decode()
+            assert plot.returncode == 0, output
+            svg = ElementTree.parse(svg_path).getroot()
+            charts = svg.findall("{http://www.w3.org/2000/svg}g")
+            assert len(charts) == len(graph_panels(dashboard()))
+            drawn = {g.findtext("{http://www.w3.org/2000/svg}text") for g in charts
+                     if g.find("{http://www.w3.org/2000/svg}polyline") is not None}
+            assert produced <= drawn, output
 
 
 # ---------------------------------------------------------------- the operations page
