@@ -650,3 +650,45 @@ def test_operations_page_lists_every_alert_with_its_severity_and_for() -> None:
     rows = re.findall(r"^\| `(EidGateway\w+)` \| (\w+) \| .*\((\d+[smh])\) \|$", section, re.M)
     shipped = [(r["alert"], r["labels"]["severity"], r["for"]) for r in alert_rules()]
     assert rows == shipped
+
+
+async def test_real_prometheus_fires_idp_unreachable_for_a_provider_that_never_answers(tmp_path: Path) -> None:
+    """The provider's issuer is a port nobody listens on: discovery fails at start-up and at every login. The
+    shipped EidGatewayIdpUnreachable (only `for:` shortened) fires for that provider, on the real metric
+    output; EidGatewayUpstreamFailures stays inactive, since the upstream answers /public/ requests."""
+    dead_port = free_port()
+
+    def customize(config: dict[str, Any]) -> None:
+        config["providers"][0]["issuer"] = f"http://127.0.0.1:{dead_port}"
+
+    shipped = {r["alert"]: r for r in alert_rules()}
+    rules = {"groups": [{"name": "eid-gateway-live", "interval": "1s", "rules": [
+        dict(shipped[name], **{"for": "0s"}) for name in ("EidGatewayIdpUnreachable", "EidGatewayUpstreamFailures")
+    ]}]}
+    async with running_stack(customize=customize) as stack:
+        assert stack.gateway.metrics_url is not None
+        config = {
+            "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "eid-gateway", "static_configs": [
+                {"targets": [stack.gateway.metrics_url.removeprefix("http://").removesuffix("/metrics")]}]}],
+        }
+        async with running_prometheus(tmp_path, config, rules) as prometheus, aiohttp.ClientSession() as http:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 90
+            firing: list[dict[str, Any]] = []
+            while loop.time() < deadline and not firing:
+                async with http.get(f"{stack.url}/public/page") as resp:
+                    assert resp.status == 200
+                async with http.get(f"{stack.url}/_auth/login?rd=/private", allow_redirects=False) as resp:
+                    assert resp.status == 502  # idp_unavailable
+                await asyncio.sleep(0.3)
+                firing = [a for a in (await _api(http, prometheus, "alerts"))["alerts"] if a["state"] == "firing"]
+            assert firing, f"no alert fired in 90 s:\n{(tmp_path / 'prometheus.log').read_text()}"
+            assert [a["labels"] for a in firing] == [
+                {"alertname": "EidGatewayIdpUnreachable", "job": "eid-gateway", "provider": "dev",
+                 "severity": "critical"}]
+            assert firing[0]["annotations"]["summary"] == "Identity provider dev is unreachable from eid-gateway"
+            groups = (await _api(http, prometheus, "rules"))["groups"]
+            states = {r["name"]: (r["health"], r["state"]) for g in groups for r in g["rules"]}
+            assert states == {"EidGatewayIdpUnreachable": ("ok", "firing"),
+                              "EidGatewayUpstreamFailures": ("ok", "inactive")}
