@@ -10,6 +10,7 @@ its series. Standard library only. tests/deploy/test_monitoring.py runs it again
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import time
@@ -67,6 +68,18 @@ def _number(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def _runs(points: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """Points split where samples are missing (no data there is not a straight line)."""
+    steps = sorted(b[0] - a[0] for a, b in itertools.pairwise(points))
+    usual = steps[len(steps) // 2] if steps else 0.0
+    runs: list[list[tuple[float, float]]] = [[]]
+    for point in points:
+        if runs[-1] and point[0] - runs[-1][-1][0] > 1.5 * usual:
+            runs.append([])
+        runs[-1].append(point)
+    return runs
+
+
 def chart(x0: float, y0: float, title: str, unit: str, series: list[tuple[str, list[tuple[float, float]]]],
           start: float, end: float) -> list[str]:
     out = [f'<g transform="translate({x0},{y0})">',
@@ -86,9 +99,11 @@ def chart(x0: float, y0: float, title: str, unit: str, series: list[tuple[str, l
     span = max(end - start, 1.0)
     for i, (name, points) in enumerate(series[:8]):
         colour = COLOURS[i % len(COLOURS)]
-        coords = " ".join(f"{left + (t - start) / span * (right - left):.1f},"
-                          f"{bottom - v / high * (bottom - top):.1f}" for t, v in points)
-        out.append(f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="1.5" points="{coords}"/>')
+        for run in _runs(points):
+            coords = " ".join(f"{left + (t - start) / span * (right - left):.1f},"
+                              f"{bottom - v / high * (bottom - top):.1f}" for t, v in run)
+            out.append(f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="1.5" '
+                       f'points="{coords}"/>')
         row, col = divmod(i, 2)
         lx, ly = 8 + col * (WIDTH - 16) / 2, bottom + 24 + row * 11
         out.append(f'<rect x="{lx}" y="{ly - 7}" width="8" height="8" fill="{colour}"/>')

@@ -232,6 +232,7 @@ LOOSENED = {
     "EidGatewayIdpUnreachable": ("\nunless on (job, provider)\n", "\nor on (job, provider)\n"),
     "EidGatewayIdpErrors": ("> 0.1", "> 0"),
     "EidGatewayLoginFailureRatio": ('{reason!="access_denied"}', ""),
+    "EidGatewayNoLoginCompletes": ("\nunless on (job, provider)\n", "\nor on (job, provider)\n"),
     "EidGatewaySessionStoreDown": ("gateway_session_store_up == 0",
                                    "min_over_time(gateway_session_store_up[10m]) == 0"),
     "EidGatewaySessionStoreErrors": ("> 0.05", "> 0"),
