@@ -693,3 +693,72 @@ async def test_real_prometheus_fires_idp_unreachable_for_a_provider_that_never_a
             states = {r["name"]: (r["health"], r["state"]) for g in groups for r in g["rules"]}
             assert states == {"EidGatewayIdpUnreachable": ("ok", "firing"),
                               "EidGatewayUpstreamFailures": ("ok", "inactive")}
+
+
+# ---------------------------------------------------------------- a picture of the signals from a real run
+
+
+async def picture(out: Path, phase: float) -> None:
+    """Three phases of ``phase`` seconds against a real gateway, scraped by a real Prometheus with the shipped
+    rules: normal traffic (logins, some cancelled, and proxied requests), the upstream down, the IdP down
+    (logins start but none complete); then plot_signals.py draws the dashboard's queries over the run."""
+    import secrets
+    import tempfile
+
+    from tests.support.echo import EchoUpstream
+    from tests.support.gateway import run_gateway
+    from tests.support.stack import base_config, start_dev_idp
+
+    tmp = Path(tempfile.mkdtemp(prefix="eid-gateway-signals-"))
+    idp_port, gateway_port, metrics_port, upstream_port = free_port(), free_port(), free_port(), free_port()
+    issuer, secret = f"http://127.0.0.1:{idp_port}", secrets.token_urlsafe(24)
+    echo = EchoUpstream(port=upstream_port)
+    await echo.__aenter__()
+    config = base_config(gateway_port=gateway_port, metrics_port=metrics_port, issuer=issuer, upstream=echo.url,
+                         client_secret=secret)
+    idp = await start_dev_idp(idp_port, issuer, public_url=config["public_url"], secret=secret)
+    rules = {"groups": [{"name": "eid-gateway", "interval": "1s", "rules": alert_rules()}]}
+    scrape = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+              "scrape_configs": [{"job_name": "eid-gateway",
+                                  "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}]}
+    try:
+        async with run_gateway(config) as gateway, running_prometheus(tmp, scrape, rules) as prometheus:
+            begun, loop = time.time(), asyncio.get_running_loop()
+            t0, state, i = loop.time(), "normal", 0
+            async with aiohttp.ClientSession() as http:
+                while (elapsed := loop.time() - t0) < 3 * phase:
+                    if state == "normal" and elapsed > phase:
+                        state = "upstream_down"
+                        await echo.__aexit__(None, None, None)
+                    elif state == "upstream_down" and elapsed > 2 * phase:
+                        state = "idp_down"
+                        echo = EchoUpstream(port=upstream_port)
+                        await echo.__aenter__()
+                        await idp.cleanup()
+                    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+                        if state == "idp_down":  # sent to the provider, which does not answer: never back
+                            async with browser.get(f"{gateway.url}/_auth/login?rd=/private", allow_redirects=False):
+                                pass
+                        else:
+                            await browser_login(browser, f"{gateway.url}/private", cancel=i % 4 == 3)
+                            for _ in range(8):
+                                async with browser.get(f"{gateway.url}/private/page") as resp:
+                                    await resp.read()
+                    for _ in range(3):
+                        async with http.get(f"{gateway.url}/public/page") as resp:
+                            await resp.read()
+                    i += 1
+                    await asyncio.sleep(0.25)
+            await asyncio.sleep(3)
+            plot = await asyncio.create_subprocess_exec(
+                sys.executable, str(MONITORING / "plot_signals.py"), "--prometheus", prometheus,
+                "--minutes", f"{(time.time() - begun) / 60:.3f}", "--step", "2s", "--rate-interval", "10s",
+                "--out", str(out))
+            assert await plot.wait() == 0
+    finally:
+        await echo.__aexit__(None, None, None)
+        await idp.cleanup()
+
+
+if __name__ == "__main__":  # python -m tests.deploy.test_monitoring OUT.svg [SECONDS_PER_PHASE]
+    asyncio.run(picture(Path(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 60.0))
