@@ -30,9 +30,11 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from gateway import reload
 from gateway.metrics import REQUEST_OUTCOMES, Metrics
 from gateway.protocol.oidc import KNOWN_IDP_ERRORS
 from gateway.protocol.poll_transaction import POLL_RESULTS
+from gateway.runtime import RUNTIME
 from tests.deploy.k8s import DEPLOY, K8S_VERSIONS, validate_resource
 from tests.deploy.test_helm_chart import CHART, HELM, TEMPLATES, render, render_fails
 from tests.support.ports import free_port, wait_for_port
@@ -525,7 +527,16 @@ async def running_prometheus(tmp_path: Path, config: dict[str, Any], rules: dict
         )
     try:
         await wait_for_port(port, process, log, name="prometheus", timeout=60)
-        yield f"http://127.0.0.1:{port}"
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:  # it listens before its TSDB is open: 503 until ready
+            deadline = asyncio.get_running_loop().time() + 60
+            while True:
+                async with http.get(f"{base}/-/ready") as resp:
+                    if resp.status == 200:
+                        break
+                assert asyncio.get_running_loop().time() < deadline, f"prometheus not ready:\n{log.read_text()}"
+                await asyncio.sleep(0.1)
+        yield base
     finally:
         if process.returncode is None:
             process.terminate()
@@ -544,11 +555,11 @@ async def _api(http: aiohttp.ClientSession, base: str, path: str, **params: str)
 
 
 async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_path: Path) -> None:
-    """The gateway's upstream is down and /public/ is proxied without a login: every request is a 502. A real
-    Prometheus scrapes the metrics listener each second and evaluates the shipped EidGatewayUpstreamFailures
-    (expression, labels and annotations from alerts.yaml; only `for:` shortened) and EidGatewaySessionStoreDown,
-    plus a recording rule. The first must fire, the second stay inactive, the recording rule equal the
-    gateway's own count."""
+    """The gateway's upstream is down and /public/ is proxied without a login: every request is a 502; and a
+    reload of a broken file is refused. A real Prometheus scrapes the metrics listener each second and evaluates
+    the shipped EidGatewayUpstreamFailures, EidGatewayConfigReloadFailed and EidGatewaySessionStoreDown
+    (expressions, labels and annotations from alerts.yaml; only `for:` shortened), plus a recording rule. The
+    first two must fire, the third stay inactive, the recording rule equal the gateway's own count."""
     dead_port = free_port()
 
     def customize(config: dict[str, Any]) -> None:
@@ -556,7 +567,7 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
 
     shipped = {r["alert"]: r for r in alert_rules()}
     chosen = [dict(shipped[name], **{"for": "0s"})
-              for name in ("EidGatewayUpstreamFailures", "EidGatewaySessionStoreDown")]
+              for name in ("EidGatewayUpstreamFailures", "EidGatewaySessionStoreDown", "EidGatewayConfigReloadFailed")]
     rules = {"groups": [{"name": "eid-gateway-live", "interval": "1s", "rules": [
         {"record": "eid_gateway:requests_by_outcome:sum", "expr": "sum by (job, outcome) (gateway_requests_total)"},
         *chosen,
@@ -569,14 +580,21 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
             "scrape_configs": [{"job_name": "eid-gateway", "static_configs": [{"targets": [metrics_target]}]}],
         }
         async with running_prometheus(tmp_path, config, rules) as prometheus, aiohttp.ClientSession() as http:
+            (tmp_path / "broken.yaml").write_text("listen: [not, an, address]\n")
+            reloaded, invalid_reloads = False, 'gateway_config_reload_total{result="invalid"} == 0'
             loop = asyncio.get_running_loop()
             started = loop.time()
             deadline = started + 90
             begun = time.time()
             firing: list[dict[str, Any]] = []
             sent = logins = 0
-            # At least 10 s of traffic (the plot below), until the alert fires.
-            while loop.time() < deadline and (not firing or loop.time() < started + 10):
+            # At least 10 s of traffic (the plot below), until both alerts fire.
+            while loop.time() < deadline and (len(firing) < 2 or loop.time() < started + 10):
+                if not reloaded and (await _api(http, prometheus, "query", query=invalid_reloads))["result"]:
+                    # Prometheus has the counter at 0 (an increase needs a sample before it). A reload (what
+                    # SIGHUP runs) of a file the gateway refuses: counted as invalid, the old configuration serves.
+                    assert reload.reload_from(stack.gateway.app[RUNTIME], tmp_path / "broken.yaml") is False
+                    reloaded = True
                 for _ in range(5):
                     async with http.get(f"{stack.url}/public/page") as resp:
                         assert resp.status == 502
@@ -591,10 +609,15 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
                 alerts = (await _api(http, prometheus, "alerts"))["alerts"]
                 firing = [a for a in alerts if a["state"] == "firing"]
             assert firing, f"no alert fired in 90 s:\n{(tmp_path / 'prometheus.log').read_text()}"
-            assert [a["labels"] for a in firing] == [
-                {"alertname": "EidGatewayUpstreamFailures", "job": "eid-gateway", "severity": "warning"}]
-            assert firing[0]["annotations"]["summary"] == (
+            by_name = {a["labels"]["alertname"]: a for a in firing}
+            assert sorted(by_name) == ["EidGatewayConfigReloadFailed", "EidGatewayUpstreamFailures"], firing
+            assert by_name["EidGatewayUpstreamFailures"]["labels"] == {
+                "alertname": "EidGatewayUpstreamFailures", "job": "eid-gateway", "severity": "warning"}
+            assert by_name["EidGatewayUpstreamFailures"]["annotations"]["summary"] == (
                 "100% of proxied requests fail at the upstream (eid-gateway)")
+            assert by_name["EidGatewayConfigReloadFailed"]["labels"] == {
+                "alertname": "EidGatewayConfigReloadFailed", "job": "eid-gateway", "instance": metrics_target,
+                "severity": "warning"}
 
             targets = (await _api(http, prometheus, "targets"))["activeTargets"]
             assert [(t["labels"]["job"], t["health"]) for t in targets] == [("eid-gateway", "up")]
@@ -603,6 +626,7 @@ async def test_real_prometheus_scrapes_the_gateway_and_evaluates_its_rules(tmp_p
             assert all(r["health"] == "ok" and not r.get("lastError") for r in evaluated.values()), evaluated
             assert evaluated["EidGatewaySessionStoreDown"]["state"] == "inactive"
             assert evaluated["EidGatewayUpstreamFailures"]["state"] == "firing"
+            assert evaluated["EidGatewayConfigReloadFailed"]["state"] == "firing"
 
             # The recording rule's value is the gateway's own counter (Prometheus lags it by a scrape at most).
             query = 'eid_gateway:requests_by_outcome:sum{outcome="error"}'
