@@ -241,6 +241,7 @@ LOOSENED = {
     "EidGatewayUpstreamFailures": ("> 0.05", "> 0"),
     "EidGatewayPollErrors": ('{result!="not_due"}', '{result=~"network_error|server_error"}'),
     "EidGatewayConfigReloadFailed": ("[30m]", "[1h]"),
+    "EidGatewayAuditWriteFailing": ("[5m])) > 0", "[5m])) >= 0"),
 }
 
 
