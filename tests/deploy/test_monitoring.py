@@ -64,6 +64,7 @@ KNOWN_VALUES: dict[tuple[str, str], set[str]] = {
     ("gateway_jwks_refreshes_total", "outcome"): {"ok", "error"},
     ("gateway_upstream_errors_total", "kind"): {"connect", "timeout", "body"},
     ("gateway_config_reload_total", "result"): {"ok", "invalid"},
+    ("gateway_admin_requests_total", "result"): {"ok", "refused", "bad_request", "not_listable", "error"},
     # The reasons a person causes at the IdP (a cancelled login is access_denied).
     ("gateway_logins_failed_total", "reason"): set(KNOWN_IDP_ERRORS) | {"token_invalid", "state_mismatch", "idp_error"},
 }
@@ -242,6 +243,7 @@ LOOSENED = {
     "EidGatewayPollErrors": ('{result!="not_due"}', '{result=~"network_error|server_error"}'),
     "EidGatewayConfigReloadFailed": ("[30m]", "[1h]"),
     "EidGatewayAuditWriteFailing": ("[5m])) > 0", "[5m])) >= 0"),
+    "EidGatewayAdminTokenRefused": (">= 5", ">= 1"),
 }
 
 
