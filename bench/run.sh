@@ -5,6 +5,7 @@
 #   ONLY=headless bench/run.sh   # only row 5 (10,000 pending BankID transactions, ~2 min)
 #   ONLY=workers bench/run.sh    # only row 6 (--workers 2 vs --workers 1 on both cores, ~2 min)
 #   ONLY=routes bench/run.sh     # only row 7 (20 routes vs 1 route, authenticated GET, ~1.5 min)
+#   ONLY=accesslog bench/run.sh  # only row 8 (access log on vs off, defaults otherwise, ~1.5 min)
 #
 # Knobs (environment): DURATION=8 WARMUP=2 REPEATS=3 CONNECTIONS=50 LOGIN_N=50 PAR_LOGINS=20
 #   PAR_LOGIN_N=100 PYSPY=1 PYSPY_SECONDS=8 ONLY=proxy,verify,unauth,pyspy,logins,workers,routes,headless SKIP_INSTALL=1
@@ -32,7 +33,10 @@
 # Step `routes` (row 7): two gateways like row 1's with their upstream and headers moved into routes, one
 #   with 1 route (:19099, metrics :19101) and one with 20 (:19100, metrics :19102), the measured request
 #   matching the last route tried (bench/tools/routes_config.py); wrk alternates between them
-#   (bench/tools/routes.py).
+#   (bench/tools/pair.py).
+# Step `accesslog` (row 8): two gateways like row 1's at their defaults (log_level: info), one with the access
+#   log on (the default, to its log file under out/logs), one with access_log: off (:19103 and :19104,
+#   metrics :19105 and :19106); wrk alternates (bench/tools/pair.py).
 # Step `headless` (row 5), after everything else has stopped: the dev IdP (bench/tools/headless_idp.py)
 #   :19093 on HEADLESS_IDP_CPUS (default: the driver's CPU 1; it stands in for a remote service) and a
 #   gateway with a `flow: headless` provider (private_key_jwt with a HEADLESS_KEY key, poll_interval
@@ -57,6 +61,7 @@ PY="$REPO/.venv/bin/python"
 : "${WORKERS_GW_PORT:=19095}" "${WORKERS_METRICS_PORT:=19096}" "${WORKERS_CPUS:=0,1}"
 : "${GATEWAY_DIRECT_PORT:=19097}" "${GATEWAY_DIRECT_METRICS_PORT:=19098}"
 : "${ROUTES1_PORT:=19099}" "${ROUTES20_PORT:=19100}" "${ROUTES1_METRICS_PORT:=19101}" "${ROUTES20_METRICS_PORT:=19102}"
+: "${LOGON_PORT:=19103}" "${LOGOFF_PORT:=19104}" "${LOGON_METRICS_PORT:=19105}" "${LOGOFF_METRICS_PORT:=19106}"
 : "${HEADLESS_N:=10000}" "${HEADLESS_INTERVAL:=5}" "${HEADLESS_INTERVALS:=3}" "${HEADLESS_KEY:=ec}"
 : "${HEADLESS_EXPIRES_IN:=900}" "${HEADLESS_IDP_CPUS:=$WRK_CPUS}" "${OP_CPUS:=$SERVER_CPUS}"
 : "${DURATION:=8}" "${WARMUP:=2}" "${REPEATS:=3}" "${CONNECTIONS:=50}"
@@ -75,6 +80,7 @@ PEERS=0  # the peer comparison (rows 1-4): nginx, Apache + mod_auth_openidc, the
 for s in proxy verify unauth pyspy logins; do want "$s" && PEERS=1; done
 WORKERS=0; want workers && WORKERS=1
 ROUTES=0; want routes && ROUTES=1
+ACCESSLOG=0; want accesslog && ACCESSLOG=1
 HEADLESS=0; want headless && HEADLESS=1
 case "$HEADLESS_KEY" in ec|rsa) ;; *) echo "HEADLESS_KEY must be ec or rsa" >&2; exit 1 ;; esac
 
@@ -103,7 +109,7 @@ fi
 need=(taskset timeout curl)
 ((PEERS)) && need+=(nginx apache2 wrk node)
 ((WORKERS)) && need+=(nginx wrk node)
-((ROUTES)) && need+=(nginx wrk node)
+((ROUTES || ACCESSLOG)) && need+=(nginx wrk node)
 for c in "${need[@]}"; do command -v "$c" >/dev/null || die "missing $c"; done
 [ -x "$PY" ] || die "no venv at $REPO/.venv"
 
@@ -160,7 +166,7 @@ trap 'exit 130' INT TERM
 for p in $UPSTREAM_PORT $NGINX_PROXY_PORT $APACHE_CC_PORT $GATEWAY_PORT $APACHE_SHM_PORT $NGINX_AUTHREQ_PORT $OP_PORT \
   $GATEWAY_METRICS_PORT $HEADLESS_GW_PORT $HEADLESS_IDP_PORT $HEADLESS_METRICS_PORT $WORKERS_GW_PORT $WORKERS_METRICS_PORT \
   $GATEWAY_DIRECT_PORT $GATEWAY_DIRECT_METRICS_PORT $ROUTES1_PORT $ROUTES20_PORT $ROUTES1_METRICS_PORT \
-  $ROUTES20_METRICS_PORT; do
+  $ROUTES20_METRICS_PORT $LOGON_PORT $LOGOFF_PORT $LOGON_METRICS_PORT $LOGOFF_METRICS_PORT; do
   ! curl -s -o /dev/null --max-time 1 "http://$BIND_HOST:$p/" || die "port $p is in use"
 done
 
@@ -208,6 +214,22 @@ if ((ROUTES)); then
     check_config "$OUT/gateway-routes$n.yaml"
   done
 fi
+if ((ACCESSLOG)); then
+  $R "$BENCH/conf/gateway.yaml.in" "$OUT/gateway-log-base.yaml" DIRECT_LOGIN_REDIRECT=false
+  "$PY" - "$OUT" "$LOGON_PORT" "$LOGON_METRICS_PORT" "$LOGOFF_PORT" "$LOGOFF_METRICS_PORT" <<'PYEOF'
+import sys, yaml
+out, on_port, on_metrics, off_port, off_metrics = sys.argv[1:6]
+base = yaml.safe_load(open(f"{out}/gateway-log-base.yaml"))
+base.pop("log_level", None)  # the default, info: what a new user runs
+host = base["listen"].rpartition(":")[0]
+for name, port, metrics, access_log in (("on", on_port, on_metrics, "on"), ("off", off_port, off_metrics, "off")):
+    config = dict(base, listen=f"{host}:{port}", public_url=f"http://{host}:{port}",
+                  metrics={"listen": f"{host}:{metrics}"}, access_log=access_log)
+    yaml.safe_dump(config, open(f"{out}/gateway-log-{name}.yaml", "w"), sort_keys=False)
+PYEOF
+  check_config "$OUT/gateway-log-on.yaml"
+  check_config "$OUT/gateway-log-off.yaml"
+fi
 if ((HEADLESS)); then
   mkdir -p "$OUT/headless"
   "$PY" -c "import sys; from gateway import keys; open(sys.argv[1], 'wb').write(keys.generate_${HEADLESS_KEY}_pem())" \
@@ -230,13 +252,13 @@ v() { command -v "$1" >/dev/null && { "$@" 2>&1 | head -n1; } || echo -; }
 # -------------------------------------------------------------------- start ---
 T0=$(date +%s)
 rc=0
-if ((PEERS || WORKERS || ROUTES)); then
+if ((PEERS || WORKERS || ROUTES || ACCESSLOG)); then
   log "upstream nginx :$UPSTREAM_PORT"
   start upstream nginx -p "$OUT/upstream/" -c nginx.conf -e stderr
   wait_http upstream "http://$BIND_HOST:$UPSTREAM_PORT/" 10
   log "OP (tests/op/server.js) :$OP_PORT"
   OP_HOST="$BIND_HOST" OP_PORT="$OP_PORT" OP_ISSUER="$OP_ISSUER" OP_MAX_SECONDS="$MAX_SECONDS" \
-    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op,http://$BIND_HOST:$GATEWAY_DIRECT_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES1_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES20_PORT/_auth/callback/op" \
+    REDIRECT_URIS="http://$BIND_HOST:$GATEWAY_PORT/_auth/callback/op,http://$BIND_HOST:$APACHE_CC_PORT/oidc/callback,http://$BIND_HOST:$APACHE_SHM_PORT/oidc/callback,http://$BIND_HOST:$WORKERS_GW_PORT/_auth/callback/op,http://$BIND_HOST:$GATEWAY_DIRECT_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES1_PORT/_auth/callback/op,http://$BIND_HOST:$ROUTES20_PORT/_auth/callback/op,http://$BIND_HOST:$LOGON_PORT/_auth/callback/op,http://$BIND_HOST:$LOGOFF_PORT/_auth/callback/op" \
     OP_CLIENT_SECRET_BASIC="$CLIENT_SECRET" OP_CLIENT_SECRET_POST="$CLIENT_SECRET_POST" SERVER_CPUS="$OP_CPUS" \
     start op node "$REPO/tests/op/server.js"
   wait_http op "$OP_ISSUER/.well-known/openid-configuration" 30
@@ -293,9 +315,22 @@ if ((ROUTES)); then
     start "gateway-routes$n" "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway-routes$n.yaml" --workers 1
     wait_http "gateway-routes$n" "http://$BIND_HOST:$port/healthz" 30
   done
-  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/routes.py" || rc=$?
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/pair.py" routes 1 "$ROUTES1_PORT" 20 "$ROUTES20_PORT" || rc=$?
   stop_one gateway-routes1
   stop_one gateway-routes20
+fi
+
+# ------------------------------------------------- row 8: access log on vs off ---
+if ((ACCESSLOG)); then
+  for n in on off; do
+    [ "$n" = on ] && port=$LOGON_PORT || port=$LOGOFF_PORT
+    log "gateway at defaults, access_log: $n :$port (1 worker)"
+    start "gateway-log-$n" "$REPO/.venv/bin/eid-gateway" run --config "$OUT/gateway-log-$n.yaml" --workers 1
+    wait_http "gateway-log-$n" "http://$BIND_HOST:$port/healthz" 30
+  done
+  taskset -c "$WRK_CPUS" "$PY" "$BENCH/tools/pair.py" accesslog on "$LOGON_PORT" off "$LOGOFF_PORT" || rc=$?
+  stop_one gateway-log-on
+  stop_one gateway-log-off
 fi
 
 # ------------------------------------------- row 5: 10,000 headless transactions ---
@@ -327,7 +362,7 @@ import json, os, sys
 out = sys.argv[1]
 p = os.path.join(out, "results.json")
 r = json.load(open(p)) if os.path.exists(p) else {"checks": {}, "wrk": [], "logins": [], "pyspy": {}}
-for key in ("workers", "headless", "routes"):
+for key in ("workers", "headless", "routes", "accesslog"):
     f = os.path.join(out, key + ".json")
     if os.path.exists(f):
         r[key] = json.load(open(f))

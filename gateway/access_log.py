@@ -3,7 +3,7 @@
 Why not ``logging``: a record, a formatter, ``json.dumps`` of a dict, a regex pass and one ``write`` per line
 cost about 40% of the authenticated GET's throughput (bench/ row 1 at defaults). Here a line is built in a
 fixed field order from pre-escaped parts, the national-ID mask runs only on a path that holds six digits in a
-row, and lines are buffered and written once per event-loop turn (or at 64 KiB), to a descriptor of their own
+row, and lines are buffered and written every 50 ms (or at 64 KiB), to a descriptor of their own
 that never blocks the loop: when standard error is a full pipe, lines wait (up to ``MAX_PENDING`` bytes) and
 beyond that are dropped, counted in ``gateway_log_lines_dropped_total`` and said once on standard error.
 
@@ -27,6 +27,9 @@ from json.encoder import encode_basestring_ascii as _quote
 from gateway.logs import mask_national_id
 
 FLUSH_AT = 64 * 1024
+#: Lines wait at most this long: one write per 50 ms (or per 64 KiB) instead of one per event-loop turn cost
+#: about a tenth of the authenticated GET's throughput less in bench/ row 8 (measured in docs/performance.md).
+FLUSH_EVERY = 0.05
 #: Bytes that may wait for a full pipe before lines are dropped.
 MAX_PENDING = 1024 * 1024
 MAX_PATH = 256
@@ -125,7 +128,7 @@ class AccessLog:
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             try:
-                asyncio.get_running_loop().call_soon(self.flush)
+                asyncio.get_running_loop().call_later(FLUSH_EVERY, self.flush)
             except RuntimeError:  # no loop (a test calling directly): write now
                 self.flush()
 

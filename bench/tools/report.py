@@ -97,14 +97,23 @@ for w in R.get("workers", []):
     if "rps" not in w:
         rows.append(f"| 6 | --workers {w.get('workers')} | eid-gateway | skipped ({w.get('skipped')}) | | | | | | | |")
 
-# row 7: the authenticated GET with 20 routes against 1 route (the request matches the last route tried)
-Rt = {r["routes"]: r for r in R.get("routes", []) if "rps" in r}
-for n, r in sorted(Rt.items()):
-    ratio = f" (÷ 1 route: {r['rps'] / Rt[1]['rps']:.3f})" if n != 1 and 1 in Rt else ""
-    sock = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
-    rows.append(f"| 7 | authenticated GET, small body, {n} route(s) configured, the request matching the last route "
-                f"tried (runs {r['rps_all']}) | eid-gateway{ratio} | {r['rps']:.0f} | {r['p50'] / 1000:.2f} | "
-                f"{r['p99'] / 1000:.2f} | | {r['err_status']}, {sock} | | | |")
+# rows 7 and 8: one setting changed between two gateways in one run (bench/tools/pair.py)
+PAIRS = (
+    ("routes", 7, "1", "20", "authenticated GET, small body, {} route(s) configured, the request matching the last "
+     "route tried", "÷ 1 route"),
+    ("accesslog", 8, "off", "on", "authenticated GET, small body, defaults (log_level info), access_log: {}",
+     "÷ access log off"),
+)
+for key, num, base, other, text, per in PAIRS:
+    P = {str(r["label"]): r for r in R.get(key, []) if "rps" in r}
+    for label in (base, other):
+        if label not in P:
+            continue
+        r = P[label]
+        ratio = f" ({per}: {r['rps'] / P[base]['rps']:.3f})" if label != base and base in P else ""
+        sock = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+        rows.append(f"| {num} | {text.format(label)} (runs {r['rps_all']}) | eid-gateway{ratio} | {r['rps']:.0f} | "
+                    f"{r['p50'] / 1000:.2f} | {r['p99'] / 1000:.2f} | | {r['err_status']}, {sock} | | | |")
 
 # row 5: N pending headless transactions in one gateway worker
 Hd = R.get("headless")

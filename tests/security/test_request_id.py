@@ -30,7 +30,8 @@ def capture(stack: Any) -> tuple[int, AccessLog]:
     return r, rt.access_log
 
 
-def lines(fd: int) -> list[dict[str, Any]]:
+def lines(fd: int, log: AccessLog) -> list[dict[str, Any]]:
+    log.flush()  # lines are written every 50 ms: take what is buffered now
     os.set_blocking(fd, False)
     try:
         data = os.read(fd, 1 << 20)
@@ -41,39 +42,39 @@ def lines(fd: int) -> list[dict[str, Any]]:
 
 async def test_a_trusted_proxys_request_id_reaches_the_app_and_the_log() -> None:
     async with running_stack(customize=trusting) as stack, aiohttp.ClientSession() as http:
-        fd, _ = capture(stack)
+        fd, log = capture(stack)
         headers = {"X-Request-Id": "ingress-7f3a", "X-Forwarded-For": "198.51.100.7"}
         async with http.get(f"{stack.url}/public/x", headers=headers) as resp:
             assert resp.status == 200
         seen = stack.echo.requests[-1]
         assert seen.headers.getall("X-Request-Id") == ["ingress-7f3a"]
-        (line,) = [e for e in lines(fd) if e["path"] == "/public/x"]
+        (line,) = [e for e in lines(fd, log) if e["path"] == "/public/x"]
         assert line["request_id"] == "ingress-7f3a" and line["client"] == "198.51.100.7"
         assert line["upstream_status"] == 200 and line["route"] == "default" and line["outcome"] == "public"
 
 
 async def test_a_clients_request_id_is_replaced() -> None:
     async with running_stack(customize=untrusting) as stack, aiohttp.ClientSession() as http:
-        fd, _ = capture(stack)
+        fd, log = capture(stack)
         async with http.get(f"{stack.url}/public/x", headers={"X-Request-Id": "chosen-by-client"}) as resp:
             assert resp.status == 200
         seen = stack.echo.requests[-1]
         (sent,) = seen.headers.getall("X-Request-Id")
         assert sent != "chosen-by-client" and len(sent) == 32
-        (line,) = lines(fd)
+        (line,) = lines(fd, log)
         assert line["request_id"] == sent and line["client"] == "127.0.0.1"
 
 
 async def test_two_request_ids_from_a_trusted_proxy_are_refused() -> None:
     async with running_stack(customize=trusting) as stack, aiohttp.ClientSession() as http:
-        fd, _ = capture(stack)
+        fd, log = capture(stack)
         before = len(stack.echo.requests)
         async with http.get(
             f"{stack.url}/public/x", headers=[("X-Request-Id", "a"), ("X-Request-Id", "b")]
         ) as resp:
             assert resp.status == 400
         assert len(stack.echo.requests) == before
-        (line,) = lines(fd)
+        (line,) = lines(fd, log)
         assert line["status"] == 400 and line["request_id"] is None
 
 
@@ -81,13 +82,13 @@ async def test_the_log_masks_national_ids_and_off_means_off() -> None:
     async with running_stack() as stack, aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         fd, log = capture(stack)
         assert (await browser_login(http, f"{stack.url}/people/199003152387")).status == 200
-        logged = lines(fd)
+        logged = lines(fd, log)
         assert "199003152387" not in json.dumps(logged)
         assert any(e["path"] == "/people/19900315****" and e["outcome"] == "proxied" for e in logged)
         log.enabled = False
         async with http.get(f"{stack.url}/public/y") as resp:
             assert resp.status == 200
-        assert lines(fd) == []
+        assert lines(fd, log) == []
 
 
 async def test_access_log_off_in_the_config() -> None:

@@ -1,12 +1,13 @@
-"""Row 7 of bench/run.sh: the authenticated GET through a gateway with 20 routes against the same gateway
-with 1 route, in one run (issue 17: 20 routes may cost at most 5% more).
+"""Rows 7 and 8 of bench/run.sh: the authenticated GET through two gateways that differ in one setting, in
+one run: 1 route against 20 (row 7, issue 17: at most 5% more cost), the access log on against off (row 8,
+issue 12: at most 10%).
 
-usage: python routes.py   (gateways with 1 and with 20 routes already answer on ROUTES1_PORT and ROUTES20_PORT,
-pinned to SERVER_CPUS; this runs on WRK_CPUS)
+usage: python pair.py NAME LABEL_A PORT_A LABEL_B PORT_B   (both gateways already answer, pinned to
+SERVER_CPUS; this runs on WRK_CPUS)
 
 Logs in once to each through the OP, checks the authenticated GET, then alternates wrk runs (REPEATS rounds:
-1 route, 20 routes, ... each after a WARMUP s warm-up) so drift of the machine hits both alike; the median of
-each by req/s goes to OUT/routes.json.
+A, B, ... each after a WARMUP s warm-up) so drift of the machine hits both alike; the median of each by req/s
+goes to OUT/NAME.json as [{"label": ..., ...}, ...].
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def wrk(url: str, seconds: int, cookie: str) -> dict | None:
 
 def main() -> int:
     op = f"http://{H}:{E['OP_PORT']}"
-    urls = {1: f"http://{H}:{E['ROUTES1_PORT']}/", 20: f"http://{H}:{E['ROUTES20_PORT']}/"}
+    name, label_a, port_a, label_b, port_b = sys.argv[1:6]
+    urls = {label_a: f"http://{H}:{port_a}/", label_b: f"http://{H}:{port_b}/"}
 
     async def one(url: str) -> str:
         conn = login.aiohttp.TCPConnector()
@@ -43,8 +45,8 @@ def main() -> int:
     for n, url in urls.items():
         req = urllib.request.Request(url, headers={"Cookie": cookies[n], "Accept": "text/html"})
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10) as r:
-            assert r.status == 200, f"{n} routes: authenticated GET gave {r.status}"
-    runs: dict[int, list[dict]] = {1: [], 20: []}
+            assert r.status == 200, f"{n}: authenticated GET gave {r.status}"
+    runs: dict[str, list[dict]] = {label: [] for label in urls}
     for rep in range(int(E["REPEATS"])):
         for n, url in urls.items():
             if int(E["WARMUP"]):
@@ -54,15 +56,15 @@ def main() -> int:
                 continue
             w["rps"] = w["requests"] / (w["duration_us"] / 1e6)
             runs[n].append(w)
-            log(f"wrk {n} route(s) rep {rep + 1}: {w['rps']:.0f} req/s p50 {w['p50'] / 1000:.2f} ms "
+            log(f"wrk {name} {n} rep {rep + 1}: {w['rps']:.0f} req/s p50 {w['p50'] / 1000:.2f} ms "
                 f"p99 {w['p99'] / 1000:.2f} ms non2xx3xx {w['err_status']}")
     result = []
     for n, rs in runs.items():
         rs.sort(key=lambda w: w["rps"])
         best = dict(rs[len(rs) // 2]) if rs else {"skipped": "wrk failed"}
-        best.update(routes=n, rps_all=[round(w["rps"]) for w in rs])
+        best.update(label=n, rps_all=[round(w["rps"]) for w in rs])
         result.append(best)
-    json.dump(result, open(os.path.join(OUT, "routes.json"), "w"), indent=1)
+    json.dump(result, open(os.path.join(OUT, f"{name}.json"), "w"), indent=1)
     return 0 if all(runs.values()) else 1
 
 
