@@ -68,6 +68,17 @@ def identity_header_values(
     return tuple(out)
 
 
+def jwt_value(name: str, value: object) -> object:
+    """The identity keeps every value as text; in the JWT auth_time is a NumericDate, level a number and amr
+    a list (RFC 8176)."""
+    if isinstance(value, str):
+        if name in ("auth_time", "level") and value.isdigit():
+            return int(value)
+        if name == "amr":
+            return value.split(" ")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ReleasedClaims:
     """What a route may see of a session: the assertion's ``sub`` and its other claims."""
@@ -113,8 +124,7 @@ class AssertionSigner:
         }
         for name, value in (identity.to_json() if released is None else released.claims).items():
             if name not in claims:
-                # auth_time is a NumericDate in JWT claims; the identity keeps every value as text.
-                claims[name] = int(value) if name == "auth_time" and isinstance(value, str) else value
+                claims[name] = jwt_value(name, value)
         signed = SignedAssertion(token=sign(claims, self.key), expires=iat + int(self.ttl))
         self._cache[sid] = signed
         self._cache.move_to_end(sid)

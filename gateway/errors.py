@@ -11,7 +11,9 @@ GatewayError                      status, code; rendered once by the error middl
 │   ├── StateMismatchError        state missing, wrong, replayed or from another browser
 │   └── TokenValidationError      the ID token failed a check (reason names which one)
 ├── ForbiddenError                403: authenticated, but refused (claims failed a shape check)
-│   └── AccessDeniedError         a rule on the canonical claims refuses this identity here
+│   ├── AccessDeniedError         a rule on the canonical claims refuses this identity here
+│   ├── AssuranceTooLowError      the login's acr is below the provider's min_level
+│   └── StepUpRefusedError        a step-up came back as another person
 ├── LogoutNotConfirmedError       503: the store could not confirm a logout (it must survive a failover)
 ├── AuditUnavailableError         503: audit.required and the audit record of a login could not be written
 ├── RateLimitedError              429: too many login starts from one address, or CIBA starts for one person
@@ -95,6 +97,18 @@ class ForbiddenError(GatewayError):
     status = 403
     code = "forbidden"
     public_message = "Your identity could not be accepted for this service."
+
+
+class AssuranceTooLowError(ForbiddenError):
+    code = "assurance_too_low"
+    public_message = "This service needs a stronger login than the one made."
+
+
+class StepUpRefusedError(ForbiddenError):
+    code = "step_up_refused"
+    public_message = (
+        "The stronger login was made by another person than the one logged in. You are still logged in as before."
+    )
 
 
 class AccessDeniedError(ForbiddenError):

@@ -19,6 +19,11 @@ from gateway.routes import Route
 from gateway.session.store import BoundedCache
 
 
+#: How the person logged in, in every route's assertion (issue 16): not personal data, and what an
+#: application needs to judge the login's strength itself.
+ALWAYS_IN_ASSERTION = ("acr", "amr", "auth_time", "level")
+
+
 class Release:
     """One route's headers and assertion, computed once per session id (every request still loads and
     checks its session before these are used)."""
@@ -58,7 +63,7 @@ class Release:
     def _compute(self, identity: Identity) -> ReleasedClaims:
         listed = self.route.released
         claims: dict[str, object] = {}
-        for name in listed:
+        for name in (*ALWAYS_IN_ASSERTION, *listed):
             value = identity.get(name)
             if value is not None:
                 claims[name] = value
@@ -85,7 +90,7 @@ class Release:
                     (header, encode_header_value(value, self._encoding))
                     for claim, header in self.route.headers.items()
                     if isinstance(value := released.claims.get(claim), str)
-                )
+                )  # headers: the listed claims only, never the always-in-the-assertion ones unlisted
             self._headers.put(sid, cached)
         return cached  # type: ignore[return-value]
 

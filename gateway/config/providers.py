@@ -39,6 +39,10 @@ class ProviderSettings:
     display_name: str = ""
     scopes: tuple[str, ...] = ("openid",)
     acr_values: tuple[str, ...] = ()
+    #: Assurance levels (issue 16 item 1): returned acr (or its base before ';') -> integer, and the lowest a
+    #: login may have (None: any).
+    acr_levels: Mapping[str, int] = field(default_factory=dict)
+    min_level: int | None = None
     require_acr: bool = True
     prompt: str | None = None
     login_hint: str | None = None
@@ -175,6 +179,7 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
             r.key("par" if par == "required" else "request_object"), "applies to flow: redirect only; remove it"
         )
     encryption_key_file, previous_encryption_key_files = _encryption_key_files(r, base_dir, private_key_file)
+    acr_levels, min_level = _levels(r)
     return ProviderSettings(
         name=name,
         flow=flow,
@@ -188,6 +193,8 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
         display_name=r.string("display_name", name) or name,
         scopes=scopes,
         acr_values=r.strings("acr_values"),
+        acr_levels=acr_levels,
+        min_level=min_level,
         require_acr=r.boolean("require_acr", True),
         prompt=prompt,
         login_hint=r.string("login_hint"),
@@ -212,6 +219,28 @@ def load_provider(raw: Any, index: int, problems: Problems, base_dir: Path) -> P
         encryption_key_file=encryption_key_file,
         previous_encryption_key_files=previous_encryption_key_files,
     )
+
+
+def _levels(r: Reader) -> tuple[dict[str, int], int | None]:
+    raw = r.mapping("acr_levels") or {}
+    levels: dict[str, int] = {}
+    for acr, level in raw.items():
+        if not isinstance(acr, str) or not acr or any(not " " < c <= "~" for c in acr):
+            r.problems.add(r.key("acr_levels"), f"{acr!r}: an acr value is printable ASCII without spaces")
+        elif type(level) is not int or not 0 <= level <= 100:
+            r.problems.add(f"{r.key('acr_levels')}.{acr}", "must be a whole number from 0 to 100, e.g. 3")
+        else:
+            levels[acr] = level
+    min_level: int | None = None
+    if "min_level" in r.data:
+        value = r.data["min_level"]
+        if type(value) is not int or not 0 <= value <= 100:
+            r.problems.add(r.key("min_level"), "must be a whole number from 0 to 100")
+        elif not levels:
+            r.problems.add(r.key("min_level"), "needs acr_levels, which say what level each acr value is")
+        else:
+            min_level = value
+    return levels, min_level
 
 
 def _encryption_key_files(

@@ -48,6 +48,8 @@ PROVIDER_KEYS = frozenset(
         "display_name",
         "scopes",
         "acr_values",
+        "acr_levels",
+        "min_level",
         "require_acr",
         "prompt",
         "login_hint",

@@ -28,7 +28,7 @@ from gateway.errors import (
 from gateway.flows.limits import enforce, enforce_per_client
 from gateway.flows.sessions import end_presented_session
 from gateway.idp.poll_client import PollClient
-from gateway.protocol import bankid, field_lines, poll, strict_json
+from gateway.protocol import assurance, bankid, field_lines, poll, strict_json
 from gateway.protocol.claims import ClaimError, is_national_id, map_claims
 from gateway.protocol.poll import PollTransaction
 from gateway.responses import error_response, is_same_origin
@@ -219,6 +219,10 @@ async def _finish(
     try:
         claims = await rt.providers[provider.name].verify_id_token(id_token, nonce=None)
         identity = map_claims(claims, provider.claims, provider=provider.name, required=provider.required_claims)
+        identity = assurance.with_level(identity, provider.acr_levels)
+        if provider.min_level is not None and (assurance.session_level(identity) or -1) < provider.min_level:
+            logs.event("poll_login_refused", logging.WARNING, provider=provider.name, reason="acr_below_min_level")
+            return poll.fail(tx, "acr_below_min_level", rt.clock()), None
     except TokenValidationError as exc:
         rt.metrics.token_failures.labels(provider.name, exc.reason).inc()
         return poll.fail(tx, "token_invalid", rt.clock()), None

@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway import logs, pages
 from gateway.config import ProviderSettings
 from gateway.errors import (
+    AssuranceTooLowError,
     AuthenticationError,
     BadRequestError,
     CallbackError,
@@ -25,7 +26,7 @@ from gateway.flows.limits import enforce_per_client
 from gateway.flows.page import provider_choice_page
 from gateway.flows.sessions import current_session, end_presented_session, presented_sessions
 from gateway.idp.oidc_client import OidcClient
-from gateway.protocol import authorization_request, field_lines, oidc
+from gateway.protocol import assurance, authorization_request, field_lines, oidc
 from gateway.protocol.claims import ClaimError, map_claims
 from gateway.responses import error_response, is_same_origin, redirect_to
 from gateway.routes import Route
@@ -296,6 +297,11 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
             identity = map_claims(claims, provider.claims, provider=name, required=provider.required_claims)
         except ClaimError as exc:
             raise ForbiddenError(exc.reason) from exc
+        identity = assurance.with_level(identity, provider.acr_levels)
+        if provider.min_level is not None and (assurance.session_level(identity) or -1) < provider.min_level:
+            raise AssuranceTooLowError(
+                "acr_below_min_level", public_message=assurance.too_low_message(provider.min_level, identity)
+            )
     except GatewayError as exc:
         if isinstance(exc, TokenValidationError):
             rt.metrics.token_failures.labels(name, exc.reason).inc()

@@ -30,15 +30,18 @@ CANONICAL_CLAIMS: tuple[str, ...] = (
     "sub",
     "idp",
     "acr",
+    "amr",
     "auth_time",
+    "level",
 )
 
 # "sub" and "idp" identify the account; letting a mapping redirect them to another
 # claim (or a constant) would let configuration merge distinct users.
-_RESERVED_CLAIMS = frozenset({"sub", "idp"})
+_RESERVED_CLAIMS = frozenset({"sub", "idp", "level"})
 
 # Defaults applied before the configured mapping, which may override them.
-_DEFAULT_SOURCES: Mapping[str, str] = {"acr": "acr", "auth_time": "auth_time"}
+_DEFAULT_SOURCES: Mapping[str, str] = {"acr": "acr", "amr": "amr", "auth_time": "auth_time"}
+MAX_AMR_VALUES = 16
 
 MAX_NAME_CHARS = 256
 MAX_NAME_BYTES = 1024
@@ -233,6 +236,17 @@ def _check_acr(name: str, value: object) -> str:
     return value
 
 
+def _check_amr(name: str, value: object) -> str:
+    """RFC 8176 methods, kept as one space-separated string (the identity holds text only)."""
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_AMR_VALUES
+        or not all(isinstance(v, str) and 1 <= len(v) <= 64 and all("!" <= c <= "~" for c in v) for v in value)
+    ):
+        raise ClaimError(f"{name}_shape")
+    return " ".join(value)
+
+
 def _check_auth_time(name: str, value: object) -> str:
     # bool is an int subclass; True must not become auth_time "1".
     if type(value) is not int or not 0 <= value <= MAX_AUTH_TIME:
@@ -247,6 +261,7 @@ _CHECKS: Mapping[str, Callable[[str, object], str]] = {
     "country": _check_country,
     "birthdate": _check_birthdate,
     "acr": _check_acr,
+    "amr": _check_amr,
     "auth_time": _check_auth_time,
 }
 

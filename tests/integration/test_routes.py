@@ -200,7 +200,9 @@ async def test_each_application_receives_exactly_what_its_route_lists(env: Env, 
     assert seen.headers["X-Forwarded-Host"] == "hr.test"
     claims = await assertion_claims(env, seen.headers["X-Auth-Assertion"])
     assert claims["aud"] == "hr" and claims["ssn"] == ASA_SSN and claims["sub"].startswith("dev-")
-    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "ssn", "name"}
+    # The listed claims, and how the person logged in (always: acr, amr, auth_time; level with acr_levels).
+    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "ssn", "name", "acr", "amr", "auth_time"}
+    assert claims["amr"] == ["dev"] and isinstance(claims["auth_time"], int)
 
     wiki = await get(asa, env, "intranet.test", "/page/7")
     assert wiki.status == 200
@@ -212,7 +214,9 @@ async def test_each_application_receives_exactly_what_its_route_lists(env: Env, 
     # The national ID reaches the wiki by no name: not as a header, not in its assertion.
     assert claims["aud"] == "wiki" and claims["sub"] == subject == claims["pairwise_sub"]
     assert ASA_SSN not in str(claims) and ASA_SSN not in str(dict(seen.headers))
-    assert set(claims) == {"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "name", "pairwise_sub"}
+    assert set(claims) == {
+        "iss", "aud", "sub", "iat", "nbf", "exp", "jti", "name", "pairwise_sub", "acr", "amr", "auth_time"
+    }
 
     helpdesk = await get(asa, env, "intranet.test:8443", "/helpdesk/tickets/7")
     assert helpdesk.status == 200
