@@ -18,7 +18,6 @@ from gateway.protocol.pairwise import PAIRWISE_CLAIM, PREVIOUS_CLAIM, pairwise_s
 from gateway.routes import Route
 from gateway.session.store import BoundedCache
 
-
 #: How the person logged in, in every route's assertion (issue 16): not personal data, and what an
 #: application needs to judge the login's strength itself.
 ALWAYS_IN_ASSERTION = ("acr", "amr", "auth_time", "level")
