@@ -22,7 +22,7 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 from gateway import logs
 from gateway.config import Settings
 from gateway.errors import AccessDeniedError, BadRequestError, GatewayError, MethodNotAllowedError, NotFoundError
-from gateway.flows import backchannel, poll, redirect, verify
+from gateway.flows import backchannel, poll, redirect, step_up, verify
 from gateway.flows import page as pages_poll
 from gateway.flows.sessions import current_session
 from gateway.keys import encryption_public_jwk, public_jwk
@@ -237,6 +237,10 @@ async def _handle_protected(request: web.Request, rt: Runtime, path: str) -> tup
     # The legacy route's rules name the configured public host, as they always did.
     rule_host = host if table.needs_host else rt.public_origin[1].split(":")[0]
     decision = decide(route.rules, host=rule_host, path=path, identity=session.identity)
+    if decision.step_up is not None:
+        stronger = await step_up.respond(request, rt, path, session, decision.step_up)
+        if stronger is not None:
+            return stronger, "unauthenticated" if stronger.status == 401 else "redirected_to_login"
     if not decision.allowed:
         rt.metrics.route_refusals.labels(route.name, "forbidden").inc()
         logs.event(

@@ -157,6 +157,12 @@ class Metrics:
         self.audit_records = Counter(
             "gateway_audit_records", "Audit records written, by event.", ["event"], registry=r
         )
+        self.step_ups = Counter(
+            "gateway_step_ups",
+            "Step-up logins (a rule's min_level), by provider and outcome (started, completed, other_person).",
+            ["provider", "outcome"],
+            registry=r,
+        )
         self.log_lines_dropped = Counter(
             "gateway_log_lines_dropped",
             "Access log lines dropped because standard error was not read fast enough (never the audit trail).",

@@ -14,10 +14,22 @@ from gateway.protocol.claims import Identity
 
 
 @dataclass(frozen=True, slots=True)
+class StepUp:
+    """A stronger login would satisfy the rule: at least ``min_level``, asked of ``provider`` (None: the
+    session's own) with ``acr_values`` (None: the provider's values that reach the level)."""
+
+    min_level: int
+    provider: str | None = None
+    acr_values: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     path_prefix: str = "/"
     host: str | None = None
     require: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: ``require.min_level`` (with ``provider`` / ``acr_values`` to ask for): the session's level must reach it.
+    step_up: StepUp | None = None
 
     def matches(self, host: str, path: str) -> bool:
         if self.host is not None and self.host != host.lower():
@@ -32,6 +44,8 @@ class Rule:
 class Decision:
     allowed: bool
     reasons: tuple[str, ...] = ()
+    #: Refused only for the level: a stronger login (of the same person) would be allowed.
+    step_up: StepUp | None = None
 
 
 def select_rule(rules: Sequence[Rule], host: str, path: str) -> Rule | None:
@@ -46,4 +60,10 @@ def decide(rules: Sequence[Rule], *, host: str, path: str, identity: Identity) -
     if rule is None:
         return Decision(allowed=True)
     failed = tuple(sorted(name for name, values in rule.require.items() if identity.get(name) not in values))
-    return Decision(allowed=not failed, reasons=tuple(f"{name}_not_allowed" for name in failed))
+    if failed:  # a claim no login can change: no step-up, a plain refusal
+        return Decision(allowed=False, reasons=tuple(f"{name}_not_allowed" for name in failed))
+    if rule.step_up is not None:
+        level = identity.get("level")
+        if level is None or not level.isdigit() or int(level) < rule.step_up.min_level:
+            return Decision(allowed=False, reasons=("level_too_low",), step_up=rule.step_up)
+    return Decision(allowed=True)

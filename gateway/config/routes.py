@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from gateway.config.assertion import AssertionSettings, check_header_names_distinct, load_headers
 from gateway.config.reader import Problems, Reader
-from gateway.config.rules import read_path_prefix, read_require
+from gateway.config.rules import check_step_up, read_path_prefix, read_require, read_step_up
 from gateway.config.schema import (
     MATCH_KEYS,
     PAIRWISE_KEYS,
@@ -123,6 +123,7 @@ def _read_route(
     timeouts: UpstreamTimeouts,
     provider_names: Sequence[str],
     pairwise: PairwiseSettings | None,
+    providers: Sequence[Any] = (),
 ) -> Route | None:
     problems.unknown_keys(path + ".", item, ROUTE_KEYS)
     r = Reader(item, path + ".", problems)
@@ -157,6 +158,8 @@ def _read_route(
         if message:
             problems.add(f"{path}.public_paths[{i}]", message)
     require = read_require(r.mapping("require"), path + ".require", problems)
+    step_up = read_step_up(r.mapping("require"), path + ".require", problems)
+    check_step_up(step_up, path + ".require", providers, problems)
     providers = r.strings("providers")
     for i, provider in enumerate(providers):
         if provider not in provider_names:
@@ -179,7 +182,7 @@ def _read_route(
         audience=ar.string("audience", name) or name,
         ttl=ttl,
         public_paths=public_paths,
-        rules=(Rule(require=require),) if require else (),
+        rules=(Rule(require=require, step_up=step_up),) if require or step_up else (),
         providers=providers,
         sector=sector,
         timeouts=load_timeouts(r.mapping("upstream_timeouts"), path + ".upstream_timeouts.", problems, timeouts),
@@ -194,6 +197,7 @@ def load_routes(
     timeouts: UpstreamTimeouts,
     provider_names: Sequence[str],
     pairwise: PairwiseSettings | None,
+    providers: Sequence[Any] = (),
 ) -> tuple[Route, ...]:
     """The ``routes`` list, most specific first; overlapping matches and reused names are refused."""
     if not isinstance(raw, list) or not raw:
@@ -209,7 +213,7 @@ def load_routes(
             continue
         route = _read_route(
             item, path, problems, assertion=assertion, timeouts=timeouts, provider_names=provider_names,
-            pairwise=pairwise,
+            pairwise=pairwise, providers=providers,
         )
         if route is None:
             continue

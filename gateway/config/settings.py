@@ -40,7 +40,7 @@ from gateway.config.routes import (
     load_timeouts,
     refuse_top_level_route_keys,
 )
-from gateway.config.rules import load_rules
+from gateway.config.rules import check_step_up, load_rules
 from gateway.config.schema import TOP_KEYS
 from gateway.config.session import SessionSettings, load_session
 from gateway.config.yaml_loader import parse_yaml
@@ -183,6 +183,8 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
         else:
             allowed_domains.append(parsed_domain)
     rules = () if explicit_routes else load_rules(data.get("rules"), problems)
+    for i, rule in enumerate(rules):
+        check_step_up(rule.step_up, f"rules[{i}].require", providers, problems)
     if explicit_routes:
         routes = load_routes(
             data.get("routes"),
@@ -191,6 +193,7 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
             timeouts=timeouts,
             provider_names=[p.name for p in providers],
             pairwise=pairwise,
+            providers=providers,
         )
     else:
         if "pairwise_sub" in headers and pairwise is None:

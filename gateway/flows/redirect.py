@@ -20,6 +20,7 @@ from gateway.errors import (
     GatewayError,
     LogoutNotConfirmedError,
     StateMismatchError,
+    StepUpRefusedError,
     TokenValidationError,
 )
 from gateway.flows.limits import enforce_per_client
@@ -94,6 +95,13 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     provider = rt.settings.provider(name)
     if provider is not None and provider.is_poll_flow:
         return redirect_to("/_auth/headless?" + urlencode({"provider": name, "rd": return_to}, quote_via=quote))
+    if request.query.get("step_up") == "1":
+        # A step-up keeps the session until the stronger login comes back as the same person (then it ends).
+        current = await current_session(request, rt)
+        return await redirect_to_provider(
+            request, rt, name, return_to, login_request(request, provider) if provider else None,
+            step_up_of=current.session,
+        )
     response = await redirect_to_provider(
         request, rt, name, return_to, login_request(request, provider) if provider else None
     )
@@ -102,6 +110,12 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     if session_cookie_sent(request, rt):  # a browser that sent none has none to clear
         clear_session(response, rt)
     return response
+
+
+def step_up_url(name: str, acr_values: tuple[str, ...], return_to: str) -> str:
+    """The login an application (or forward-auth) sends a person to for a stronger login (RFC 9470)."""
+    query = {"provider": name, "acr_values": " ".join(acr_values), "rd": return_to, "step_up": "1"}
+    return "/_auth/login?" + urlencode(query, quote_via=quote)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +143,13 @@ def login_request(request: web.Request, provider: ProviderSettings) -> LoginRequ
 
 
 async def redirect_to_provider(
-    request: web.Request, rt: Runtime, name: str, return_to: str, asked: LoginRequest | None = None
+    request: web.Request,
+    rt: Runtime,
+    name: str,
+    return_to: str,
+    asked: LoginRequest | None = None,
+    *,
+    step_up_of: Session | None = None,
 ) -> web.StreamResponse:
     """302 to the redirect-flow provider ``name``'s authorization endpoint, with the pending login (state,
     nonce, PKCE verifier) added to the browser's login cookie. ``return_to`` must already be a safe target.
@@ -150,7 +170,10 @@ async def redirect_to_provider(
         return_to=return_to,
         created=rt.clock(),
         acr_values=asked.acr_values,
+        step_up=assurance.person_digest(step_up_of.identity) if step_up_of is not None else None,
     )
+    if step_up_of is not None:
+        rt.metrics.step_ups.labels(name, "started").inc()
     params = oidc.authorization_parameters(
         client_id=provider.client_id,
         redirect_uri=rt.redirect_uri(name),
@@ -302,6 +325,9 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
             raise AssuranceTooLowError(
                 "acr_below_min_level", public_message=assurance.too_low_message(provider.min_level, identity)
             )
+        if login.step_up is not None and assurance.person_digest(identity) != login.step_up:
+            rt.metrics.step_ups.labels(name, "other_person").inc()
+            raise StepUpRefusedError("step_up_other_person")
     except GatewayError as exc:
         if isinstance(exc, TokenValidationError):
             rt.metrics.token_failures.labels(name, exc.reason).inc()
@@ -330,6 +356,11 @@ async def handle_callback(request: web.Request, *, provider_name: str) -> web.St
         route=route.name if route else None,
     )
     response = redirect_to(login.return_to)
+    if login.step_up is not None:
+        # The same person, now stronger: the old session ends (in the store too) and the new one replaces it.
+        await end_presented_session(request, rt)
+        rt.metrics.step_ups.labels(name, "completed").inc()
+        rt.audit_event("step_up", request, identity=identity, sid=session.sid)
     await write_session(response, rt, session)
     write_pending_logins(response, rt, remaining)
     rt.metrics.logins_completed.labels(name).inc()

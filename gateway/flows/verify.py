@@ -12,6 +12,8 @@ from aiohttp import web
 
 from gateway import logs
 from gateway.errors import BadRequestError
+from gateway.flows import step_up
+from gateway.flows.redirect import step_up_url
 from gateway.flows.sessions import current_session
 from gateway.forward_auth import ForwardAuthError, OriginalRequest, original_request
 from gateway.policy import decide
@@ -94,6 +96,21 @@ async def handle_verify(request: web.Request, *, envoy_path: str | None = None) 
             clear_session(refused, rt)
         return refused
     decision = decide(route.rules, host=original.hostname, path=original.path, identity=session.identity)
+    target = (
+        step_up.target(rt, session.identity, decision.step_up) if decision.step_up is not None else None
+    )
+    if target is not None:
+        # RFC 9470 for forward-auth: the proxy passes the 401 (or Traefik's redirect) on; the stronger login
+        # comes back to the original URL.
+        name, acr_values = target
+        return_to = original.target() if _is_own_origin(rt, original) else rt.return_target(original.url())
+        login = rt.settings.public_url + step_up_url(name, acr_values, return_to)
+        rt.metrics.verify_decisions.labels("step_up").inc()
+        if original.mode == "traefik" and _is_browser_navigation(request, original):
+            return redirect_to(login)
+        answer = step_up.insufficient(login, acr_values)
+        answer.headers[LOGIN_URL_HEADER] = login
+        return answer
     if not decision.allowed:
         rt.metrics.verify_decisions.labels("forbidden").inc()
         rt.metrics.route_refusals.labels(route.name, "forbidden").inc()

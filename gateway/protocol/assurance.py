@@ -9,9 +9,11 @@ satisfies a ``min_level``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from gateway.protocol.claims import Identity
+from gateway.protocol.pairwise import person_key
 
 
 def level_of(acr: str | None, acr_levels: Mapping[str, int]) -> int | None:
@@ -51,3 +53,9 @@ def too_low_message(min_level: int, identity: Identity) -> str:
         f"This service needs a login of assurance level {min_level} or higher; this one came with {came} "
         f"({identity.get('acr') or 'no acr'}). Please log in again with a stronger method."
     )
+
+
+def person_digest(identity: Identity) -> str:
+    """What a step-up keeps of the logged-in person, to compare the new login with: the same national ID, or
+    the same provider and subject where there is none."""
+    return hashlib.sha256(person_key(identity).encode("utf-8")).hexdigest()

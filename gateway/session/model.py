@@ -141,6 +141,9 @@ class PendingLogin:
     #: The acr_values this login asked for when the application chose them (/_auth/login?acr_values=...):
     #: the ID token must match these, not merely the provider's configured ones.
     acr_values: tuple[str, ...] | None = None
+    #: A step-up (issue 16 item 2): the SHA-256 of the logged-in person's key (pairwise.person_key); the new
+    #: login must be the same person, or it is refused and the old session kept.
+    step_up: str | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -151,6 +154,7 @@ class PendingLogin:
             "r": self.return_to,
             "t": self.created,
             **({"a": list(self.acr_values)} if self.acr_values is not None else {}),
+            **({"u": self.step_up} if self.step_up is not None else {}),
         }
 
     @classmethod
@@ -170,6 +174,9 @@ class PendingLogin:
             not isinstance(acr_values, list) or not acr_values or not all(isinstance(a, str) for a in acr_values)
         ):
             return None
+        step_up = item.get("u")
+        if step_up is not None and not isinstance(step_up, str):
+            return None
         s, n, v, p, r = values
         return cls(
             state=s,  # type: ignore[arg-type]
@@ -179,6 +186,7 @@ class PendingLogin:
             return_to=r,  # type: ignore[arg-type]
             created=float(created),
             acr_values=tuple(acr_values) if acr_values is not None else None,
+            step_up=step_up,
         )
 
 
