@@ -15,6 +15,7 @@ GatewayError                      status, code; rendered once by the error middl
 │   ├── AssuranceTooLowError      the login's acr is below the provider's min_level
 │   └── StepUpRefusedError        a step-up came back as another person
 ├── LogoutNotConfirmedError       503: the store could not confirm a logout (it must survive a failover)
+├── SessionTooLargeError          500: the session does not fit in a cookie (cookie store): use Redis
 ├── AuditUnavailableError         503: audit.required and the audit record of a login could not be written
 ├── RateLimitedError              429: too many login starts from one address, or CIBA starts for one person
 ├── IdpUnavailableError           502: discovery, JWKS or token endpoint failed
@@ -146,6 +147,14 @@ class RateLimitedError(GatewayError):
     def __init__(self, reason: str, *, retry_after: int) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+class SessionTooLargeError(GatewayError):
+    """500: a login whose session cannot be carried by a cookie; never a cookie the browser silently drops."""
+
+    status = 500
+    code = "session_too_large"
+    public_message = "Sign-in could not be completed because of the service's configuration. Please contact support."
 
 
 class AuditUnavailableError(GatewayError):

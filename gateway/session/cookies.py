@@ -19,7 +19,7 @@ from typing import Literal
 from aiohttp import hdrs, web
 
 from gateway import logs
-from gateway.errors import GatewayError, StateMismatchError
+from gateway.errors import GatewayError, SessionTooLargeError, StateMismatchError
 from gateway.protocol.cookie_header import CookieHeader, CookieLookup, parse_cookie_lines
 from gateway.runtime import Runtime
 from gateway.session.codec import SealError
@@ -81,6 +81,10 @@ async def read_session(request: web.Request, rt: Runtime) -> Loaded:
     return loaded
 
 
+#: What a browser keeps of one Set-Cookie (name, value and attributes; RFC 6265 §6.1).
+MAX_COOKIE_BYTES = 4096
+
+
 async def issue_session(rt: Runtime, session: Session) -> Callable[[web.StreamResponse], None]:
     """Store the session now; returns what sets its cookie on the response (callable before prepare).
 
@@ -104,6 +108,18 @@ async def _issue(rt: Runtime, session: Session) -> tuple[str, Callable[[web.Stre
         morsel["secure"] = True
     morsel["samesite"] = "Lax"
     header = morsel.OutputString()
+    if len(header) > MAX_COOKIE_BYTES:
+        # Browsers drop a larger cookie without a word (RFC 6265 §6.1 asks them to keep 4096 bytes), and the
+        # person would be sent to the login again and again: refuse it here, loudly, naming the fix.
+        logs.event(
+            "session_too_large",
+            logging.ERROR,
+            bytes=len(header),
+            provider=session.identity.idp,
+            detail=f"the session cookie would be {len(header)} bytes, more than the {MAX_COOKIE_BYTES} a browser "
+            "keeps; set session.store to a Redis URL (docs/sessions.md), whose cookie is under 100 bytes",
+        )
+        raise SessionTooLargeError("session_too_large")
 
     def set_cookie(response: web.StreamResponse) -> None:
         response.headers.add(hdrs.SET_COOKIE, header)

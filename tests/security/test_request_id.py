@@ -97,3 +97,34 @@ async def test_access_log_off_in_the_config() -> None:
 
     async with running_stack(customize=off) as stack:
         assert stack.gateway.app[RUNTIME].access_log.enabled is False
+
+
+async def test_a_session_too_large_for_a_cookie_is_refused_loudly_not_dropped(
+    caplog: Any,
+) -> None:
+    """Issue 16 item 11: with the cookie store, a session whose cookie would pass 4096 bytes (here a provider's
+    5 KB refresh token) is refused with an error that names Redis, never a cookie the browser drops."""
+    import secrets
+
+    import pytest
+    from aiohttp import web
+
+    from gateway.errors import SessionTooLargeError
+    from gateway.protocol.claims import Identity
+    from gateway.session.cookies import write_session
+    from gateway.session.model import Session
+
+    async with running_stack() as stack:
+        rt = stack.gateway.app[RUNTIME]
+        identity = Identity(values={"sub": "s-1", "idp": "dev", "name": "Åsa Öberg"})
+        now = rt.clock()
+        times = {"now": now, "lifetime": 3600, "idle_timeout": 600, "refresh_at": now + 300}
+        small = Session.new(identity, refresh_token=secrets.token_urlsafe(100), **times)
+
+        fine = web.Response()
+        await write_session(fine, rt, small)
+        assert len(fine.headers["Set-Cookie"]) < 4096
+        big = Session.new(identity, refresh_token=secrets.token_urlsafe(4000), **times)
+        with pytest.raises(SessionTooLargeError):
+            await write_session(web.Response(), rt, big)
+    assert any("set session.store to a Redis URL" in str(getattr(r, "fields", "")) for r in caplog.records)
