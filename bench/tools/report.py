@@ -146,6 +146,9 @@ print(open(os.path.join(OUT, "versions.txt")).read().replace("\n", "  \n"))
 print(hdr)
 print("\n".join(rows))
 print("""
+Access logs on every side (issue 12): the gateway at its defaults (access_log on, log_level info) into its log
+file, nginx (proxy and auth_request front) `access_log ... combined`, Apache `CustomLog ... combined`; only the
+upstream nginx, which stands for the application, logs nothing. The gateway with its access log off: row 8.
 Ratios on throughput rows are req/s ÷ req/s (higher is better for the gateway); on login rows they
 are median ms ÷ median ms (lower is better). Row 2 is compared with row 1's mod_auth_openidc and
 nginx figures (same request, judged by a different mechanism). Row 3: the gateway's unauthenticated
