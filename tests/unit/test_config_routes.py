@@ -185,3 +185,20 @@ def test_show_routes_rewrites_a_legacy_file_into_routes_that_decide_the_same(
                 assert decide(new.rules, host=host, path=request_path, identity=person) == decide(
                     old.rules, host=host, path=request_path, identity=person
                 ), (host, request_path, person)
+
+
+def test_a_routes_require_can_ask_for_a_level() -> None:
+    from gateway.policy import StepUp, decide
+    from gateway.protocol.claims import Identity
+
+    doc = document(app("pay", require={"country": ["SE"], "min_level": 4}))
+    doc["providers"][0].update(acr_values=["loa3", "loa4"], acr_levels={"loa3": 3, "loa4": 4})
+    (route,) = load_settings(doc, {}).routes
+    assert route.rules[0].step_up == StepUp(min_level=4)
+    weak = Identity(values={"sub": "s", "idp": "idura", "country": "SE", "level": "3"})
+    strong = Identity(values={"sub": "s", "idp": "idura", "country": "SE", "level": "4"})
+    foreign = Identity(values={"sub": "s", "idp": "idura", "country": "NO", "level": "4"})
+    assert decide(route.rules, host="h", path="/", identity=weak).step_up == StepUp(min_level=4)
+    assert decide(route.rules, host="h", path="/", identity=strong).allowed
+    refused = decide(route.rules, host="h", path="/", identity=foreign)
+    assert not refused.allowed and refused.step_up is None  # a claim no login changes: no step-up
