@@ -121,10 +121,11 @@ def _read_route(
     *,
     assertion: AssertionSettings,
     timeouts: UpstreamTimeouts,
-    provider_names: Sequence[str],
     pairwise: PairwiseSettings | None,
-    providers: Sequence[Any] = (),
+    providers: Sequence[Any],
 ) -> Route | None:
+    """``providers``: ProviderSettings (their names, and what a step-up may ask of them)."""
+    provider_names = [p.name for p in providers]
     problems.unknown_keys(path + ".", item, ROUTE_KEYS)
     r = Reader(item, path + ".", problems)
     name = r.string("name", required=True) or ""
@@ -195,9 +196,8 @@ def load_routes(
     *,
     assertion: AssertionSettings,
     timeouts: UpstreamTimeouts,
-    provider_names: Sequence[str],
     pairwise: PairwiseSettings | None,
-    providers: Sequence[Any] = (),
+    providers: Sequence[Any],
 ) -> tuple[Route, ...]:
     """The ``routes`` list, most specific first; overlapping matches and reused names are refused."""
     if not isinstance(raw, list) or not raw:
@@ -212,8 +212,7 @@ def load_routes(
             problems.add(path, "must be a mapping with name, match and upstream")
             continue
         route = _read_route(
-            item, path, problems, assertion=assertion, timeouts=timeouts, provider_names=provider_names,
-            pairwise=pairwise, providers=providers,
+            item, path, problems, assertion=assertion, timeouts=timeouts, pairwise=pairwise, providers=providers,
         )
         if route is None:
             continue

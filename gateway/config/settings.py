@@ -191,7 +191,6 @@ def load_settings(document: Any, environ: Mapping[str, str] | None = None, *, ba
             problems,
             assertion=assertion,
             timeouts=timeouts,
-            provider_names=[p.name for p in providers],
             pairwise=pairwise,
             providers=providers,
         )

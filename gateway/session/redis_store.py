@@ -481,7 +481,8 @@ class RedisStore:
 
         await self._call("delete", lambda: self._durable("delete", queue))
 
-    async def _end_indexed(self, kind: str, provider: str, value: str) -> int:
+    async def _indexed_records(self, kind: str, provider: str, value: str) -> tuple[list[str], list[str]]:
+        """The index keys of one entry (under every secret's index key) and the record keys they hold."""
         indexes = [self._index(kind, provider, value, key) for key in self._index_keys]
 
         async def members() -> list[Any]:
@@ -491,7 +492,11 @@ class RedisStore:
             found: list[Any] = await pipe.execute()
             return found
 
-        records = sorted({member for found in await self._call("read", members) for member in found})
+        found = await self._call("read", members)
+        return indexes, sorted({m.decode() if isinstance(m, bytes) else str(m) for each in found for m in each})
+
+    async def _end_indexed(self, kind: str, provider: str, value: str) -> int:
+        indexes, records = await self._indexed_records(kind, provider, value)
 
         def queue(pipe: Any) -> None:
             for record in records:
@@ -499,7 +504,7 @@ class RedisStore:
             for index in indexes:
                 pipe.delete(index)
             for record in records:
-                pipe.delete(self._meta_key(record.decode() if isinstance(record, bytes) else str(record)))
+                pipe.delete(self._meta_key(record))
 
         replies = await self._call("delete", lambda: self._durable("delete", queue))
         return sum(int(r) for r in replies[: len(records)])
@@ -514,16 +519,7 @@ class RedisStore:
         return await self._end_indexed("p", "", person)
 
     async def sessions_of_person(self, person: str, now: float) -> list[SessionInfo]:
-        indexes = [self._index("p", "", person, key) for key in self._index_keys]
-
-        async def members() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for index in indexes:
-                pipe.smembers(index)
-            found: list[Any] = await pipe.execute()
-            return found
-
-        records = sorted({m.decode() for found in await self._call("read", members) for m in found})
+        _, records = await self._indexed_records("p", "", person)
         if not records:
             return []
 

@@ -209,6 +209,8 @@ class CookieStore:
         return Loaded(session, reissue=session.needs_refresh(now))
 
     def _ended(self, session: Session) -> bool:
+        if not self._ended_at:  # nobody logged out everywhere or was revoked: nothing to compare (every request)
+            return False
         keys = [
             _subject("u", session.identity.idp, session.identity.sub),
             _subject("p", "", person_key(session.identity)),
