@@ -143,9 +143,14 @@ class AccessLog:
         except BlockingIOError:
             written = 0
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
-                raise
-            written = 0 if exc.errno == errno.EAGAIN else len(data)  # a closed pipe: nobody reads these
+            if exc.errno == errno.EAGAIN:
+                written = 0
+            else:
+                # Standard error closed or gone (EPIPE, EBADF, ...): a log line must never fail a request. The
+                # lines are lost; they are counted.
+                self._pending_bytes = 0
+                self._dropped(data.count(b"\n"))
+                return
         rest = data[written:]
         if not rest:
             self._pending_bytes = 0

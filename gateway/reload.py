@@ -73,7 +73,10 @@ def reload_from(rt: Runtime, path: str | Path) -> bool:
     """Re-read the config file; True when the new routes are in force. Never raises: a refused reload is
     counted (gateway_config_reload_total{result="invalid"}) and logged, and the old configuration serves on."""
     try:
-        loaded = load_file(path)
+        try:
+            loaded = load_file(path)
+        except (OSError, ValueError) as exc:  # e.g. a file that is not UTF-8: refused like any bad file
+            raise ConfigError([f"{path}: cannot be read ({exc})"]) from exc
         blocked = keys_needing_restart(rt.settings, loaded)
         if blocked:
             raise ConfigError([f"{key}: changed, and only a restart applies it" for key in blocked])

@@ -159,3 +159,19 @@ async def test_sighup_reloads_routes_under_load(tmp_path: Path, workers: int) ->
 
 async def _async(value: Any, expected: float) -> bool:
     return bool(await value >= expected)
+
+
+async def test_an_unreadable_file_is_refused_like_an_invalid_one(tmp_path: Path) -> None:
+    from gateway import reload
+    from gateway.runtime import RUNTIME
+    from tests.support.stack import running_stack
+
+    async with running_stack() as stack:
+        rt = stack.gateway.app[RUNTIME]
+        before = rt.table
+        bad = tmp_path / "latin1.yaml"
+        bad.write_bytes(b"public_url: http://h\xe4st\n")  # not UTF-8
+        assert reload.reload_from(rt, bad) is False
+        assert reload.reload_from(rt, tmp_path / "missing.yaml") is False
+        assert rt.table is before
+        assert rt.metrics.config_reloads.labels("invalid")._value.get() == 2

@@ -104,3 +104,16 @@ async def test_a_full_pipe_never_blocks_and_drops_are_counted() -> None:
     entries = [json.loads(x) for x in text.splitlines()]  # every line whole: none was cut in two
     assert sum(1 for e in entries if e.get("event") == "log_lines_dropped") == 1
     assert sum(1 for e in entries if e.get("event") == "request") == 12_000 - sum(dropped)
+
+
+def test_a_closed_standard_error_never_fails_a_request() -> None:
+    r, w = os.pipe()
+    os.close(r)  # nobody will ever read: EPIPE
+    dropped: list[int] = []
+    log = AccessLog(fd=w, on_drop=dropped.append)
+    line(log)  # no loop running: written at once, and refused by the kernel
+    assert dropped == [1] and log._pending == []
+    os.close(w)
+    gone = AccessLog(fd=w, on_drop=dropped.append)  # a descriptor that no longer exists (EBADF)
+    line(gone)
+    assert dropped == [1, 1]
